@@ -1,0 +1,204 @@
+"""The one error hierarchy of flowcred.
+
+Every error a user can meet derives from :class:`FlowcredError`::
+
+    FlowcredError
+    ├── ConfigurationError            settings or environment unusable; do not start
+    │   ├── KeyUnavailable            no key-encryption key where the database says one must be
+    │   ├── KeyMismatch               a key was found, but not the one the database was sealed with
+    │   └── InsecureKeyFile           the key file is readable by group or others
+    ├── StoreError                    the database failed or is in an unexpected state
+    ├── CredentialNotFound            unknown id or handle, or another tenant's (no oracle)
+    ├── CredentialTypeMismatch        the credential exists but is not of the type the caller needs
+    ├── InvalidCredential             input failed validation; ``problems`` lists every field
+    │   └── UnknownCredentialType     the type name is not in the catalog
+    ├── ConflictError                 the request conflicts with the stored state
+    │   ├── VersionConflict           check-and-set on the secret version lost a race or was stale
+    │   └── HandleConflict            the handle is taken in that tenant + environment
+    ├── CredentialExpired             a static secret is past its ``expires_at``
+    ├── DecryptionFailed              a sealed blob failed its integrity check (opaque on purpose)
+    ├── AccessDenied                  the caller may not do this
+    ├── TokenRefreshFailed            an OAuth token could not be obtained or refreshed
+    └── CircuitOpen                   calls to a failing token endpoint are paused
+
+Messages name credentials (id, handle, tenant, version) and field names, never a secret value.
+Context is attached as attributes by :func:`error_context`, in the way httpx stamps the request
+onto its errors, so callers deep in the stack need not thread ids into every message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+
+class FlowcredError(Exception):
+    """Base of every error flowcred raises on purpose.
+
+    ``credential_id``, ``handle`` and ``tenant`` are set when known (see :func:`error_context`).
+    """
+
+    credential_id: int | None = None
+    handle: str | None = None
+    tenant: str | None = None
+
+
+class ConfigurationError(FlowcredError):
+    """Raised when settings or the environment make it unsafe or impossible to start."""
+
+
+class KeyUnavailable(ConfigurationError):
+    """Raised when the database expects a key-encryption key that no key source provides."""
+
+
+class KeyMismatch(ConfigurationError):
+    """Raised when the provided key is not the one the database was sealed with."""
+
+
+class InsecureKeyFile(ConfigurationError):
+    """Raised when the key file's permissions let group or others read it."""
+
+
+class StoreError(FlowcredError):
+    """Raised when the database fails or holds something flowcred did not write."""
+
+
+class CredentialNotFound(FlowcredError):
+    """Raised for an unknown reference, or a reference to another tenant's credential.
+
+    The two cases are deliberately indistinguishable.
+    """
+
+    def __init__(self, ref: int | str, tenant: str | None = None) -> None:
+        self.ref = ref
+        self.tenant = tenant
+        if isinstance(ref, int):
+            self.credential_id = ref
+        else:
+            self.handle = ref
+        where = f" in tenant {tenant!r}" if tenant is not None else ""
+        super().__init__(f"credential {ref!r} not found{where}")
+
+
+class CredentialTypeMismatch(FlowcredError):
+    """Raised when a credential exists but is not of the expected type."""
+
+    def __init__(self, credential_id: int, expected: str, actual: str) -> None:
+        self.credential_id = credential_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"credential {credential_id} is of type {actual!r}, expected {expected!r}")
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One validation problem: the field's name and what is wrong, never the value."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class InvalidCredential(FlowcredError):
+    """Raised when input fails validation. ``problems`` holds every problem found, not the first."""
+
+    def __init__(self, problems: Sequence[FieldProblem], *, type_name: str | None = None) -> None:
+        self.problems = tuple(problems)
+        self.type_name = type_name
+        prefix = f"invalid {type_name} credential" if type_name else "invalid credential"
+        super().__init__(f"{prefix}: " + "; ".join(str(p) for p in self.problems))
+
+
+class UnknownCredentialType(InvalidCredential):
+    """Raised when a type name is not in the catalog."""
+
+    def __init__(self, type_name: str) -> None:
+        super().__init__([FieldProblem("type", f"unknown credential type {type_name!r}")])
+        self.type_name = type_name
+
+
+class ConflictError(FlowcredError):
+    """Raised when a request conflicts with what is stored."""
+
+
+class VersionConflict(ConflictError):
+    """Raised when a check-and-set on the secret version fails: someone else changed it first."""
+
+    def __init__(self, credential_id: int, expected: int | None, actual: int | None) -> None:
+        self.credential_id = credential_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"credential {credential_id}: version conflict (expected version {expected}, "
+            f"current version {actual}); re-read and retry"
+        )
+
+
+class HandleConflict(ConflictError):
+    """Raised when a handle is already used in the same tenant and environment."""
+
+    def __init__(self, handle: str, tenant: str, environment: str) -> None:
+        self.handle = handle
+        self.tenant = tenant
+        self.environment = environment
+        super().__init__(
+            f"handle {handle!r} already exists in tenant {tenant!r}, environment {environment!r}"
+        )
+
+
+class CredentialExpired(FlowcredError):
+    """Raised when a static secret is used after its ``expires_at``."""
+
+    def __init__(self, credential_id: int) -> None:
+        self.credential_id = credential_id
+        super().__init__(f"credential {credential_id} has expired; rotate it")
+
+
+class DecryptionFailed(FlowcredError):
+    """Raised for every integrity failure of a sealed secret.
+
+    Wrong associated data, wrong or missing key-encryption key, truncation, a flipped byte and an
+    unknown format version all look the same on purpose: the message tells an attacker nothing.
+    """
+
+    def __init__(self, credential_id: int | None, version: int | None) -> None:
+        self.credential_id = credential_id
+        self.version = version
+        super().__init__(
+            f"secret of credential {credential_id} version {version} failed its integrity check"
+        )
+
+
+class AccessDenied(FlowcredError):
+    """Raised when the caller is not allowed to perform the operation."""
+
+
+class TokenRefreshFailed(FlowcredError):
+    """Raised when an OAuth token cannot be obtained or refreshed."""
+
+
+class CircuitOpen(FlowcredError):
+    """Raised while calls to a failing endpoint are paused by the circuit breaker."""
+
+
+@contextmanager
+def error_context(
+    *, credential_id: int | None = None, handle: str | None = None, tenant: str | None = None
+) -> Iterator[None]:
+    """Stamp ids onto any :class:`FlowcredError` raised inside the block, where not already set.
+
+    Only identifiers are attached; the message is left alone, so no secret can enter it here.
+    """
+    try:
+        yield
+    except FlowcredError as exc:
+        if credential_id is not None and exc.credential_id is None:
+            exc.credential_id = credential_id
+        if handle is not None and exc.handle is None:
+            exc.handle = handle
+        if tenant is not None and exc.tenant is None:
+            exc.tenant = tenant
+        raise

@@ -1,0 +1,103 @@
+"""Runtime settings, read from ``FLOWCRED_*`` environment variables.
+
+There is no module-level settings instance: every entry point builds one with
+:func:`load_settings` (or receives one), so tests can vary settings freely.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flowcred.errors import ConfigurationError
+
+# Values people paste from examples. A master key equal to one of these is refused outright.
+_PLACEHOLDER_KEYS = frozenset({"changethis", "changeme", "secret", "password", "example", "xxx"})
+
+
+class FlowcredSettings(BaseSettings):
+    """Settings of one flowcred process.
+
+    ``home`` holds the embedded default: ``flowcred.db`` (SQLite) and ``master.key`` (the
+    key-encryption key file, mode 0600). ``database_url`` switches to PostgreSQL
+    (``postgresql+psycopg://...``). ``master_key`` (base64 of 32 bytes; several keys separated by
+    commas, newest first, during a key rotation) replaces the key file.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FLOWCRED_", extra="ignore")
+
+    home: Path = Path(".flowcred")
+    database_url: str | None = None
+    master_key: SecretStr | None = None
+    key_file: Path | None = None
+
+    cache_ttl_seconds: float = Field(default=30.0, ge=0)
+    version_retention: int = Field(default=10, ge=1)
+    last_used_flush_seconds: float = Field(default=10.0, gt=0)
+    rewrap_batch_size: int = Field(default=500, ge=1, le=100_000)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8700, ge=1, le=65535)
+    log_level: str = "INFO"
+
+    @field_validator("master_key")
+    @classmethod
+    def _refuse_placeholder_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        raw = value.get_secret_value().strip()
+        if not raw:
+            return None
+        for part in raw.split(","):
+            part = part.strip()
+            if part.lower() in _PLACEHOLDER_KEYS:
+                raise ValueError("FLOWCRED_MASTER_KEY is a placeholder; generate a real key")
+            try:
+                decoded = base64.b64decode(part, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError(
+                    "FLOWCRED_MASTER_KEY must be base64 of 32 bytes "
+                    "(generate one with: python -c 'import os,base64;"
+                    "print(base64.b64encode(os.urandom(32)).decode())')"
+                ) from None
+            if len(decoded) != 32:
+                raise ValueError("FLOWCRED_MASTER_KEY must decode to exactly 32 bytes")
+        return value
+
+    @property
+    def resolved_key_file(self) -> Path:
+        """Where the key file lives: ``key_file`` if set, else ``<home>/master.key``."""
+        return self.key_file if self.key_file is not None else self.home / "master.key"
+
+    @property
+    def resolved_database_url(self) -> str:
+        """``database_url`` if set, else the embedded SQLite file under ``home``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'flowcred.db').resolve()}"
+
+    @property
+    def is_embedded(self) -> bool:
+        return not self.database_url
+
+
+def load_settings(**overrides: object) -> FlowcredSettings:
+    """Build settings from the environment plus explicit overrides.
+
+    Raises :class:`~flowcred.errors.ConfigurationError` with the field names on bad values; the
+    values themselves are never echoed (one of them may be a key).
+    """
+    from pydantic import ValidationError
+
+    try:
+        return FlowcredSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors(include_input=False, include_url=False):
+            loc = ".".join(str(p) for p in err["loc"]) or "settings"
+            parts.append(f"FLOWCRED_{loc.upper()}: {err['msg']}")
+        raise ConfigurationError("invalid settings: " + "; ".join(parts)) from None
