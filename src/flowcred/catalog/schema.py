@@ -1,0 +1,673 @@
+"""The shape of a credential type: its fields, how it applies to a request, how input is checked.
+
+A :class:`CredentialType` is data, read from one YAML file in ``catalog/data/``. It knows which
+of its fields are secret, how to turn loosely typed input (JSON bodies, ``--set k=v`` strings
+from the command line) into typed values, and how to convert between the structured secret and
+the single ``secretValue`` string that the Flow Studio API stores.
+
+Every validation error is an :class:`~flowcred.errors.InvalidCredential` that lists every
+problem at once. Problems name fields and say what is wrong; they never contain a value, secret
+or not, so an error can be logged or returned to a client without a second thought::
+
+    ctype = default_catalog().get("postgres")
+    config, secret = ctype.validate({"host": "db", "port": "5432", "database": "app",
+                                     "username": "svc"}, {"password": "..."})
+    config["port"]  # 5432, an int
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Literal, NoReturn
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+from flowcred.catalog.field_formats import FORMAT_KINDS, check_format, parse_json_object
+from flowcred.errors import FieldProblem, InvalidCredential
+
+FieldKind = Literal["string", "integer", "boolean", "list", "json", "text"]
+FieldFormat = Literal[
+    "hostname", "port", "url", "email", "host_list", "pem", "service_account_json"
+]
+CredentialFamily = Literal["custom", "oauth2", "connector", "messaging", "service_account"]
+PlacementStyle = Literal["none", "api_key", "bearer", "basic", "fields"]
+
+#: The field name used in problems about the Flow Studio ``secretValue`` string.
+SECRET_VALUE_FIELD = "secretValue"
+
+# Words that read better in capitals when a label is derived from a field name.
+_ACRONYMS = {
+    "api": "API",
+    "apns": "APNs",
+    "aws": "AWS",
+    "db": "DB",
+    "fcm": "FCM",
+    "id": "ID",
+    "json": "JSON",
+    "p8": "P8",
+    "pem": "PEM",
+    "sas": "SAS",
+    "sasl": "SASL",
+    "sid": "SID",
+    "smtp": "SMTP",
+    "ssl": "SSL",
+    "tls": "TLS",
+    "uri": "URI",
+    "url": "URL",
+    "urls": "URLs",
+}
+
+_IDENTIFIER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_TYPE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+_CAMEL_BOUNDARY_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+# A field name in user input is echoed in a problem only when it looks like a name; anything
+# else (a pasted secret used as a key, say) is reported without being repeated.
+_ECHOABLE_KEY_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+# Control characters other than tab are refused in one-line strings: they have no business in a
+# host name, user name or token, and CR/LF in a header value would allow header injection.
+_STRING_FORBIDDEN_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_TEXT_FORBIDDEN_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LIST_SEPARATOR_RE = re.compile(r"[,\s]+")
+_INTEGER_RE = re.compile(r"^[+-]?[0-9]{1,18}$")
+_TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+_FALSE_WORDS = frozenset({"false", "no", "off", "0"})
+
+
+def derive_label(name: str) -> str:
+    """Return a human label for a field name: ``access_key_id`` -> ``Access key ID``.
+
+    Snake case and camel case are both split into words; known acronyms are capitalised.
+    """
+    words = _CAMEL_BOUNDARY_RE.sub("_", name).lower().split("_")
+    words = [_ACRONYMS.get(word, word) for word in words if word]
+    if not words:
+        return name
+    first = words[0]
+    words[0] = first if first in _ACRONYMS.values() else first.capitalize()
+    return " ".join(words)
+
+
+class FieldSpec(BaseModel):
+    """One field of a credential type, as declared in its YAML file.
+
+    ``kind`` says what the value is after normalisation: ``string`` (one line), ``text`` (may
+    span lines, such as a PEM key), ``integer``, ``boolean``, ``list`` (of strings) or ``json``
+    (an object). ``secret`` fields go into the encrypted secret; all others into the plaintext
+    config. ``aliases`` are other names accepted on input (Flowker's ``header_name`` for
+    ``key_name``, for example); output always uses ``name``.
+
+    Loading fails with a ``ValueError`` (wrapped in a pydantic ``ValidationError``) when the
+    declaration contradicts itself: an invalid regular expression, a format that does not fit the
+    kind, bounds on a non-integer, a default on a secret field or a default that fails the field's
+    own checks.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    label: str = ""
+    kind: FieldKind = "string"
+    secret: bool = False
+    required: bool = False
+    default: Any = None
+    enum: list[str] | None = None
+    pattern: str | None = None
+    format: FieldFormat | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    help: str = ""
+    aliases: list[str] = Field(default_factory=list)
+
+    _regex: re.Pattern[str] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_label(cls, data: Any) -> Any:
+        if (
+            isinstance(data, Mapping)
+            and not data.get("label")
+            and isinstance(data.get("name"), str)
+        ):
+            data = {**data, "label": derive_label(data["name"])}
+        return data
+
+    @model_validator(mode="after")
+    def _check_declaration(self) -> FieldSpec:
+        if not _IDENTIFIER_RE.match(self.name):
+            raise ValueError(f"field name {self.name!r} must be an identifier")
+        for alias in self.aliases:
+            if not _IDENTIFIER_RE.match(alias):
+                raise ValueError(f"alias {alias!r} of field {self.name!r} must be an identifier")
+        if self.pattern is not None:
+            try:
+                self._regex = re.compile(self.pattern)
+            except re.error:
+                raise ValueError(
+                    f"field {self.name!r}: pattern is not a valid regular expression"
+                ) from None
+        if self.enum is not None and (self.kind not in ("string", "list") or not self.enum):
+            raise ValueError(f"field {self.name!r}: enum needs kind string or list and a value")
+        if (self.minimum is not None or self.maximum is not None) and self.kind != "integer":
+            raise ValueError(f"field {self.name!r}: minimum and maximum need kind integer")
+        if self.format is not None and self.kind not in FORMAT_KINDS[self.format]:
+            raise ValueError(
+                f"field {self.name!r}: format {self.format} does not fit kind {self.kind}"
+            )
+        if self.secret and self.kind in ("integer", "boolean", "list"):
+            raise ValueError(f"field {self.name!r}: a secret field must be string, text or json")
+        if self.default is not None:
+            if self.secret:
+                # A default secret would be a secret committed to the catalog in plain text.
+                raise ValueError(f"field {self.name!r}: a secret field cannot have a default")
+            _, problem = self.normalize(self.default)
+            if problem is not None:
+                raise ValueError(f"field {self.name!r}: the default {problem}")
+        return self
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The canonical name followed by every alias."""
+        return (self.name, *self.aliases)
+
+    def normalize(self, value: Any) -> tuple[Any, str | None]:
+        """Coerce ``value`` to this field's kind and run its checks.
+
+        Returns ``(normalized, None)`` on success and ``(None, message)`` otherwise. The message
+        completes a sentence that starts with the field name ("must be an integer") and never
+        contains the value. Strings are coerced the way a command line needs: ``"5432"`` to
+        ``5432``, ``"true"``/``"false"`` to booleans, ``"a,b"`` (or ``"a b"``) to ``["a", "b"]``.
+        """
+        coerced, problem = self._coerce(value)
+        if problem is not None:
+            return None, problem
+        problem = self._check(coerced)
+        if problem is not None:
+            return None, problem
+        return coerced, None
+
+    def _coerce(self, value: Any) -> tuple[Any, str | None]:
+        kind = self.kind
+        if kind == "string":
+            if not isinstance(value, str):
+                return None, "must be a string"
+            if _STRING_FORBIDDEN_RE.search(value):
+                return None, "must be a single line without control characters"
+            return value, None
+        if kind == "text":
+            if isinstance(value, Mapping):
+                # A JSON document given as an object (say, a service-account key in a JSON body)
+                # is stored as its text, so the secret keeps the shape its users read back.
+                try:
+                    return json.dumps(value, indent=2, ensure_ascii=False), None
+                except (TypeError, ValueError):
+                    return None, "must be text or a JSON object"
+            if not isinstance(value, str):
+                return None, "must be text"
+            if _TEXT_FORBIDDEN_RE.search(value):
+                return None, "must not contain control characters"
+            return value, None
+        if kind == "integer":
+            return self._coerce_integer(value)
+        if kind == "boolean":
+            if isinstance(value, bool):
+                return value, None
+            if isinstance(value, str):
+                word = value.strip().lower()
+                if word in _TRUE_WORDS:
+                    return True, None
+                if word in _FALSE_WORDS:
+                    return False, None
+            if isinstance(value, int) and value in (0, 1):
+                return bool(value), None
+            return None, "must be true or false"
+        if kind == "list":
+            if isinstance(value, str):
+                items: list[Any] = [item for item in _LIST_SEPARATOR_RE.split(value) if item]
+            elif isinstance(value, list | tuple):
+                items = list(value)
+            else:
+                return None, "must be a list of strings or a comma-separated string"
+            for item in items:
+                if not isinstance(item, str) or _STRING_FORBIDDEN_RE.search(item):
+                    return None, "must be a list of one-line strings"
+            return items, None
+        # The remaining kind is json: an object, or the text of one.
+        if isinstance(value, str):
+            parsed = parse_json_object(value)
+            if parsed is None:
+                return None, "must be a JSON object"
+            return parsed, None
+        if isinstance(value, Mapping) and all(isinstance(key, str) for key in value):
+            return dict(value), None
+        return None, "must be a JSON object"
+
+    @staticmethod
+    def _coerce_integer(value: Any) -> tuple[Any, str | None]:
+        if isinstance(value, bool):
+            return None, "must be an integer"
+        if isinstance(value, int):
+            return value, None
+        if isinstance(value, float) and value.is_integer():
+            return int(value), None
+        if isinstance(value, str) and _INTEGER_RE.match(value.strip()):
+            return int(value.strip()), None
+        return None, "must be an integer"
+
+    def _check(self, value: Any) -> str | None:
+        if self.required and value in ("", [], {}):
+            return "must not be empty"
+        items: Sequence[Any] = value if self.kind == "list" else (value,)
+        if self.enum is not None:
+            for item in items:
+                if item not in self.enum:
+                    return "must be one of " + ", ".join(self.enum)
+        if self._regex is not None:
+            for item in items:
+                if isinstance(item, str) and not self._regex.search(item):
+                    return f"does not match the pattern {self.pattern}"
+        if self.kind == "integer":
+            if self.minimum is not None and value < self.minimum:
+                return f"must be at least {self.minimum}"
+            if self.maximum is not None and value > self.maximum:
+                return f"must be at most {self.maximum}"
+        if self.format is not None:
+            return self._check_format(self.format, items)
+        return None
+
+    @staticmethod
+    def _check_format(fmt: str, items: Sequence[Any]) -> str | None:
+        for item in items:
+            problem = check_format(fmt, item)
+            if problem is not None:
+                return problem
+        return None
+
+
+class RequestPlacement(BaseModel):
+    """How a credential type applies to an outgoing HTTP request.
+
+    ``style`` picks the rule; the ``*_field`` attributes name the type's fields the rule reads:
+
+    * ``none`` and ``fields``: nothing is placed (``fields`` types hand their typed fields to a
+      driver instead); no field names may be given.
+    * ``api_key``: ``secret_field`` (the key), and optionally ``name_field``, ``location_field``
+      and ``prefix_field``. The value sent is ``prefix + key`` with the prefix used verbatim.
+    * ``bearer``: ``secret_field`` (the token), optionally ``header_field`` and ``prefix_field``.
+    * ``basic``: ``username_field`` and ``password_field`` (each may be a config or secret field).
+
+    When a field is not named, or the credential leaves it empty and the field has no default,
+    the constants below apply: ``key_name``, ``location``, ``header_name`` and ``prefix`` (which,
+    when unset, means ``""`` for ``api_key`` and ``"Bearer "`` for ``bearer``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    style: PlacementStyle = "none"
+    secret_field: str | None = None
+    name_field: str | None = None
+    location_field: str | None = None
+    prefix_field: str | None = None
+    header_field: str | None = None
+    username_field: str | None = None
+    password_field: str | None = None
+    key_name: str = "X-API-Key"
+    location: Literal["header", "query", "cookie"] = "header"
+    header_name: str = "Authorization"
+    prefix: str | None = None
+
+    @model_validator(mode="after")
+    def _check_style(self) -> RequestPlacement:
+        named = self.field_names()
+        if self.style in ("none", "fields") and named:
+            raise ValueError(f"request style {self.style} takes no field names")
+        if self.style in ("api_key", "bearer") and self.secret_field is None:
+            raise ValueError(f"request style {self.style} needs secret_field")
+        if self.style == "basic" and (self.username_field is None or self.password_field is None):
+            raise ValueError("request style basic needs username_field and password_field")
+        allowed = _STYLE_FIELDS[self.style]
+        extra = [attr for attr, value in self._named_attrs() if value and attr not in allowed]
+        if extra:
+            raise ValueError(f"request style {self.style} does not use " + ", ".join(extra))
+        return self
+
+    def _named_attrs(self) -> list[tuple[str, str | None]]:
+        return [
+            ("secret_field", self.secret_field),
+            ("name_field", self.name_field),
+            ("location_field", self.location_field),
+            ("prefix_field", self.prefix_field),
+            ("header_field", self.header_field),
+            ("username_field", self.username_field),
+            ("password_field", self.password_field),
+        ]
+
+    def field_names(self) -> list[str]:
+        """The names of every field this placement reads, in declaration order of the attributes."""
+        return [value for _, value in self._named_attrs() if value is not None]
+
+    @property
+    def default_prefix(self) -> str:
+        """The prefix used when no prefix field supplies one."""
+        if self.prefix is not None:
+            return self.prefix
+        return "Bearer " if self.style == "bearer" else ""
+
+
+_STYLE_FIELDS: dict[str, frozenset[str]] = {
+    "none": frozenset(),
+    "fields": frozenset(),
+    "api_key": frozenset({"secret_field", "name_field", "location_field", "prefix_field"}),
+    "bearer": frozenset({"secret_field", "header_field", "prefix_field"}),
+    "basic": frozenset({"username_field", "password_field"}),
+}
+_LOCATIONS = frozenset({"header", "query", "cookie"})
+
+
+class CredentialType(BaseModel):
+    """A credential type: its fields, its request placement, and the checks on its input.
+
+    Instances are built from catalog YAML files and shared by the whole process, so they are
+    frozen. Lookups the validators need (fields by name and alias, defaults) are computed once,
+    when the type is loaded.
+
+    ``one_of`` lists groups of field names of which at least one must be given, for types with
+    alternative secrets (a password *or* a private key). A group inside the config or inside the
+    secret is checked by the matching ``validate_*`` method; a group spanning both only by
+    :meth:`validate`.
+
+    A declaration that contradicts itself raises ``ValueError`` (inside a pydantic
+    ``ValidationError``): a duplicate field name or alias, a ``one_of`` or placement naming a field
+    the type lacks, or a placement reading the wrong kind of field.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    title: str
+    family: CredentialFamily
+    provider: str | None = None
+    description: str
+    aliases: list[str] = Field(default_factory=list)
+    fields: list[FieldSpec] = Field(default_factory=list)
+    request: RequestPlacement = Field(default_factory=RequestPlacement)
+    one_of: list[list[str]] = Field(default_factory=list)
+    test: dict[str, Any] | None = None
+
+    _by_name: dict[str, FieldSpec] = PrivateAttr(default_factory=dict)
+    _input_names: dict[str, str] = PrivateAttr(default_factory=dict)
+    _secret_fields: tuple[FieldSpec, ...] = PrivateAttr(default=())
+    _config_fields: tuple[FieldSpec, ...] = PrivateAttr(default=())
+    _defaults: Mapping[str, Any] = PrivateAttr(default_factory=lambda: MappingProxyType({}))
+    _groups: dict[str, tuple[tuple[str, ...], ...]] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_declaration(self) -> CredentialType:
+        if not _TYPE_NAME_RE.match(self.name):
+            raise ValueError(f"type name {self.name!r} must be lower snake case")
+        for alias in self.aliases:
+            if not _TYPE_NAME_RE.match(alias):
+                raise ValueError(f"type alias {alias!r} must be lower snake case")
+        by_name: dict[str, FieldSpec] = {}
+        input_names: dict[str, str] = {}
+        for spec in self.fields:
+            for input_name in spec.names:
+                if input_name in input_names:
+                    raise ValueError(
+                        f"field name or alias {input_name!r} is declared twice "
+                        f"(by {input_names[input_name]!r} and {spec.name!r})"
+                    )
+                input_names[input_name] = spec.name
+            by_name[spec.name] = spec
+        self._by_name = by_name
+        self._input_names = input_names
+        self._secret_fields = tuple(spec for spec in self.fields if spec.secret)
+        self._config_fields = tuple(spec for spec in self.fields if not spec.secret)
+        self._defaults = MappingProxyType(
+            {spec.name: spec.default for spec in self.fields if spec.default is not None}
+        )
+        self._groups = self._sort_groups()
+        self._check_placement()
+        return self
+
+    def _sort_groups(self) -> dict[str, tuple[tuple[str, ...], ...]]:
+        sorted_groups: dict[str, list[tuple[str, ...]]] = {"config": [], "secret": [], "mixed": []}
+        for group in self.one_of:
+            if len(group) < 2:
+                raise ValueError("each one_of group needs at least two field names")
+            unknown = [name for name in group if name not in self._by_name]
+            if unknown:
+                raise ValueError("one_of names unknown fields: " + ", ".join(unknown))
+            secrecy = {self._by_name[name].secret for name in group}
+            side = "mixed" if len(secrecy) == 2 else ("secret" if True in secrecy else "config")
+            sorted_groups[side].append(tuple(group))
+        return {side: tuple(groups) for side, groups in sorted_groups.items()}
+
+    def _check_placement(self) -> None:
+        placement = self.request
+        for attr, field_name in placement._named_attrs():
+            if field_name is None:
+                continue
+            spec = self._by_name.get(field_name)
+            if spec is None:
+                raise ValueError(f"request.{attr} names {field_name!r}, which is not a field")
+            if attr == "secret_field" and not spec.secret:
+                raise ValueError(f"request.secret_field {field_name!r} is not a secret field")
+            if attr in ("name_field", "location_field", "prefix_field", "header_field"):
+                if spec.secret or spec.kind != "string":
+                    raise ValueError(
+                        f"request.{attr} {field_name!r} must be a non-secret string field"
+                    )
+            if attr == "location_field" and not (spec.enum and set(spec.enum) <= _LOCATIONS):
+                raise ValueError(
+                    f"request.location_field {field_name!r} needs an enum within "
+                    "header, query, cookie"
+                )
+
+    @property
+    def secret_fields(self) -> list[FieldSpec]:
+        """The secret fields, in declaration order."""
+        return list(self._secret_fields)
+
+    @property
+    def config_fields(self) -> list[FieldSpec]:
+        """The non-secret (config) fields, in declaration order."""
+        return list(self._config_fields)
+
+    @property
+    def defaults(self) -> Mapping[str, Any]:
+        """Read-only map of field name to default, for the fields that declare one."""
+        return self._defaults
+
+    @property
+    def is_composite(self) -> bool:
+        """True when the type has more than one secret field.
+
+        A composite type's ``secretValue`` is the JSON text of an object; a single-secret type's
+        is the one string; a type without secret fields has none.
+        """
+        return len(self._secret_fields) > 1
+
+    def field(self, name: str) -> FieldSpec:
+        """Return the field called ``name`` (an alias works too).
+
+        Raises ``KeyError`` when the type has no such field.
+        """
+        return self._by_name[self._input_names[name]]
+
+    def canonical_field_name(self, name: str) -> str | None:
+        """Return the canonical name for an input name or alias, or ``None`` if unknown."""
+        return self._input_names.get(name)
+
+    def validate_config(self, config: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Check and normalise the non-secret config; return it with defaults filled in.
+
+        Aliases are renamed to canonical names, strings are coerced to the field kinds, and the
+        enum, pattern, format, bounds and required checks run. Raises
+        :class:`~flowcred.errors.InvalidCredential` listing every problem when a field is unknown,
+        is a secret field (so a secret never lands in the plaintext config), is given twice under
+        different names, fails a check, or is required and missing.
+        """
+        problems: list[FieldProblem] = []
+        result = self._validate_side(config, secret=False, problems=problems)
+        self._raise_if(problems)
+        return result
+
+    def validate_secret(self, secret: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Check and normalise the secret; return it.
+
+        The same rules as :meth:`validate_config` apply, with the roles swapped: a non-secret
+        field passed in the secret is a problem. Raises
+        :class:`~flowcred.errors.InvalidCredential` listing every problem.
+        """
+        problems: list[FieldProblem] = []
+        result = self._validate_side(secret, secret=True, problems=problems)
+        self._raise_if(problems)
+        return result
+
+    # The name is part of the catalog's contract. It shadows pydantic's deprecated
+    # ``BaseModel.validate`` classmethod, which flowcred never uses: ``model_validate`` replaces
+    # it.
+    def validate(  # type: ignore[override]
+        self, config: Mapping[str, Any] | None, secret: Mapping[str, Any] | None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Check config and secret together; return ``(config, secret)`` normalised.
+
+        Raises one :class:`~flowcred.errors.InvalidCredential` holding the problems of both, plus
+        any ``one_of`` group spanning config and secret of which nothing was given.
+        """
+        problems: list[FieldProblem] = []
+        clean_config = self._validate_side(config, secret=False, problems=problems)
+        clean_secret = self._validate_side(secret, secret=True, problems=problems)
+        present = {**clean_config, **clean_secret}
+        self._check_groups(self._groups["mixed"], present, problems)
+        self._raise_if(problems)
+        return clean_config, clean_secret
+
+    def parse_secret_value(self, value: str) -> dict[str, Any]:
+        """Turn a Flow Studio ``secretValue`` string into a secret dict (not yet validated).
+
+        A single-secret type maps the string to its one secret field; a composite type expects
+        the JSON text of an object; a type without secret fields accepts only an empty string.
+        Pass the result to :meth:`validate_secret`. Raises
+        :class:`~flowcred.errors.InvalidCredential` with a problem on ``secretValue`` when the
+        value does not have that shape. The problem never quotes the input, and no JSON parser
+        message is passed on, since those can quote it.
+        """
+        if not isinstance(value, str):
+            self._fail([FieldProblem(SECRET_VALUE_FIELD, "must be a string")])
+        fields = self._secret_fields
+        if not fields:
+            if value.strip():
+                self._fail(
+                    [FieldProblem(SECRET_VALUE_FIELD, f"must be empty: {self.name} has no secret")]
+                )
+            return {}
+        if len(fields) == 1:
+            return {fields[0].name: value}
+        parsed = parse_json_object(value)
+        if parsed is None:
+            names = ", ".join(spec.name for spec in fields)
+            self._fail(
+                [FieldProblem(SECRET_VALUE_FIELD, f"must be a JSON object with fields {names}")]
+            )
+        return parsed
+
+    def secret_value_of(self, secret: Mapping[str, Any]) -> str:
+        """Return the ``secretValue`` string for a validated secret; the inverse of parsing.
+
+        A single-secret type gives its one string (a ``json`` value as compact JSON); a composite
+        type gives compact JSON with keys in field declaration order, leaving out absent fields
+        (Twilio: ``{"accountSid":"AC...","authToken":"..."}``); a type without secret fields
+        gives ``""``. Raises :class:`~flowcred.errors.InvalidCredential` when a single-secret
+        type's field is missing.
+        """
+        fields = self._secret_fields
+        if not fields:
+            return ""
+        if len(fields) == 1:
+            value = secret.get(fields[0].name)
+            if value is None:
+                self._fail([FieldProblem(fields[0].name, "is required")])
+            return value if isinstance(value, str) else _compact_json(value)
+        return _compact_json(
+            {spec.name: secret[spec.name] for spec in fields if secret.get(spec.name) is not None}
+        )
+
+    def _validate_side(
+        self, values: Mapping[str, Any] | None, *, secret: bool, problems: list[FieldProblem]
+    ) -> dict[str, Any]:
+        side = "secret" if secret else "config"
+        if values is None:
+            values = {}
+        if not isinstance(values, Mapping):
+            problems.append(FieldProblem(side, "must be an object of field names to values"))
+            return {}
+        result: dict[str, Any] = {}
+        given_as: dict[str, str] = {}
+        for key, value in values.items():
+            canonical = self._input_names.get(key) if isinstance(key, str) else None
+            if canonical is None:
+                shown = key if isinstance(key, str) and _ECHOABLE_KEY_RE.match(key) else side
+                problems.append(FieldProblem(shown, "unknown field"))
+                continue
+            if value is None:
+                # JSON null means "not given"; the default (if any) applies below.
+                continue
+            spec = self._by_name[canonical]
+            if spec.secret and not secret:
+                problems.append(
+                    FieldProblem(
+                        canonical, "is a secret field; pass it as the secret, not in config"
+                    )
+                )
+                continue
+            if secret and not spec.secret:
+                problems.append(FieldProblem(canonical, "is not a secret field; pass it in config"))
+                continue
+            if canonical in given_as:
+                problems.append(
+                    FieldProblem(
+                        canonical, f"is given more than once (as {given_as[canonical]} and {key})"
+                    )
+                )
+                continue
+            given_as[canonical] = key
+            normalized, problem = spec.normalize(value)
+            if problem is not None:
+                problems.append(FieldProblem(canonical, problem))
+            else:
+                result[canonical] = normalized
+        for spec in self._secret_fields if secret else self._config_fields:
+            if spec.name in given_as:
+                continue
+            if spec.default is not None:
+                result[spec.name] = copy.deepcopy(spec.default)
+            elif spec.required:
+                problems.append(FieldProblem(spec.name, "is required"))
+        self._check_groups(self._groups[side], {**result, **given_as}, problems)
+        return result
+
+    @staticmethod
+    def _check_groups(
+        groups: Sequence[tuple[str, ...]], present: Mapping[str, Any], problems: list[FieldProblem]
+    ) -> None:
+        for group in groups:
+            if not any(present.get(name) not in (None, "", [], {}) for name in group):
+                problems.append(
+                    FieldProblem(group[0], "at least one of " + ", ".join(group) + " is required")
+                )
+
+    def _raise_if(self, problems: Sequence[FieldProblem]) -> None:
+        if problems:
+            self._fail(problems)
+
+    def _fail(self, problems: Sequence[FieldProblem]) -> NoReturn:
+        raise InvalidCredential(problems, type_name=self.name)
+
+
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
