@@ -1,0 +1,472 @@
+"""Credentials and their versioned, sealed secrets.
+
+Every write is one transaction holding the write lock, so a crash at any point leaves the old
+state or the new one (DESIGN §5, invariant 4):
+
+* create inserts the credential row and its version 1 together;
+* rotate inserts version ``max + 1`` and moves ``current_version`` with a check-and-set on the
+  version the caller saw: of two concurrent rotations from the same version one wins and the other
+  gets :class:`~flowcred.errors.VersionConflict`, never a silently lost update;
+* rollback moves ``current_version`` back to a version still kept;
+* delete removes the row and every version.
+
+Each version is sealed with associated data binding it to tenant + credential id + version, so a
+ciphertext copied to another row fails to open rather than yielding the wrong secret.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, RowMapping, and_, delete, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from flowcred.clock import Clock
+from flowcred.crypto import KekRing, open_sealed, seal, secret_aad
+from flowcred.errors import (
+    CredentialNotFound,
+    HandleConflict,
+    StoreError,
+    VersionConflict,
+)
+from flowcred.records import Credential, CredentialStatus, SecretVersion
+from flowcred.store.engine import read_connection, translate_db_error, write_transaction
+from flowcred.store.tables import credentials, secret_versions
+
+# Marks "argument not given" where ``None`` is a meaningful value (clearing ``expires_at``).
+UNSET: Any = object()
+
+
+def as_utc(value: datetime | str | None) -> datetime | None:
+    """Normalise a datetime read from either driver (SQLite gives naive values or text) to UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+class CredentialStore:
+    """Reads and writes credentials; knows SQL and sealing, not catalog rules or callers.
+
+    ``ring`` is called for each seal/open so a key rotation in this process takes effect at once.
+    ``family_of`` maps a type name to its catalog family for the returned records.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        ring: Callable[[], KekRing],
+        clock: Clock,
+        retention: int,
+        family_of: Callable[[str], str],
+    ) -> None:
+        self._engine = engine
+        self._ring = ring
+        self._clock = clock
+        self._retention = retention
+        self._family_of = family_of
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def _record(self, row: RowMapping, last_used: datetime | None = None) -> Credential:
+        expires_at = as_utc(row["expires_at"])
+        status: CredentialStatus = row["status"]
+        if status == "active" and expires_at is not None and expires_at <= self._clock.now():
+            status = "expired"
+        stored_last_used = as_utc(row["last_used_at"])
+        if last_used is not None and (stored_last_used is None or last_used > stored_last_used):
+            stored_last_used = last_used
+        created_at = as_utc(row["created_at"])
+        updated_at = as_utc(row["updated_at"])
+        assert created_at is not None and updated_at is not None
+        return Credential(
+            id=row["id"],
+            tenant=row["tenant"],
+            environment=row["environment"],
+            handle=row["handle"],
+            name=row["name"],
+            type=row["type"],
+            family=self._family_of(row["type"]),
+            config=json.loads(row["config"]),
+            status=status,
+            created_at=created_at,
+            updated_at=updated_at,
+            last_used_at=stored_last_used,
+            expires_at=expires_at,
+            current_version=row["current_version"],
+        )
+
+    def get(self, credential_id: int) -> Credential | None:
+        try:
+            with read_connection(self._engine) as conn:
+                row = (
+                    conn.execute(select(credentials).where(credentials.c.id == credential_id))
+                    .mappings()
+                    .first()
+                )
+        except DBAPIError as exc:
+            raise translate_db_error(exc, "reading a credential") from None
+        return self._record(row) if row is not None else None
+
+    def find_handle(self, tenant: str, environment: str, handle: str) -> Credential | None:
+        query = select(credentials).where(
+            credentials.c.tenant == tenant,
+            credentials.c.environment == environment,
+            credentials.c.handle == handle,
+        )
+        try:
+            with read_connection(self._engine) as conn:
+                row = conn.execute(query).mappings().first()
+        except DBAPIError as exc:
+            raise translate_db_error(exc, "reading a credential") from None
+        return self._record(row) if row is not None else None
+
+    def list(
+        self,
+        *,
+        tenant: str | None = None,
+        environment: str | None = None,
+        type_names: Sequence[str] | None = None,
+        after_id: int | None = None,
+        limit: int | None = None,
+        last_used: Mapping[int, datetime] | None = None,
+    ) -> list[Credential]:
+        """Credentials in id order, filtered; ``after_id`` + ``limit`` give cursor pagination."""
+        query = select(credentials).order_by(credentials.c.id)
+        if tenant is not None:
+            query = query.where(credentials.c.tenant == tenant)
+        if environment is not None:
+            query = query.where(credentials.c.environment == environment)
+        if type_names:
+            query = query.where(credentials.c.type.in_(list(type_names)))
+        if after_id is not None:
+            query = query.where(credentials.c.id > after_id)
+        if limit is not None:
+            query = query.limit(limit)
+        try:
+            with read_connection(self._engine) as conn:
+                rows = conn.execute(query).mappings().all()
+        except DBAPIError as exc:
+            raise translate_db_error(exc, "listing credentials") from None
+        seen = last_used or {}
+        return [self._record(row, seen.get(row["id"])) for row in rows]
+
+    def versions(self, credential_id: int) -> builtins.list[SecretVersion]:
+        query = (
+            select(
+                secret_versions.c.version,
+                secret_versions.c.created_at,
+                secret_versions.c.kek_version,
+                credentials.c.current_version,
+            )
+            .join(credentials, credentials.c.id == secret_versions.c.credential_id)
+            .where(secret_versions.c.credential_id == credential_id)
+            .order_by(secret_versions.c.version.desc())
+        )
+        with read_connection(self._engine) as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            raise CredentialNotFound(credential_id)
+        result = []
+        for version, created_at, kek_version, current in rows:
+            created = as_utc(created_at)
+            assert created is not None
+            result.append(SecretVersion(version, created, kek_version, version == current))
+        return result
+
+    def read_secret(self, credential_id: int, version: int | None = None) -> bytes:
+        """Decrypt the current (or a given) version's payload. Raises DecryptionFailed on tamper."""
+        target = credentials.c.current_version if version is None else version
+        query = (
+            select(
+                credentials.c.tenant,
+                secret_versions.c.version,
+                secret_versions.c.ciphertext,
+                secret_versions.c.wrapped_key,
+            )
+            .join(credentials, credentials.c.id == secret_versions.c.credential_id)
+            .where(credentials.c.id == credential_id, secret_versions.c.version == target)
+        )
+        with read_connection(self._engine) as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise CredentialNotFound(credential_id)
+        tenant, ver, ciphertext, wrapped_key = row
+        return open_sealed(
+            bytes(ciphertext),
+            bytes(wrapped_key),
+            ring=self._ring(),
+            aad=secret_aad(tenant, credential_id, ver),
+            credential_id=credential_id,
+            version=ver,
+        )
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        tenant: str,
+        environment: str,
+        handle: str,
+        name: str,
+        type_name: str,
+        config: Mapping[str, Any],
+        secret: bytes,
+        expires_at: datetime | None,
+    ) -> Credential:
+        now = self._clock.now()
+        ring = self._ring()
+        try:
+            with write_transaction(self._engine) as conn:
+                new_id = conn.execute(
+                    insert(credentials)
+                    .values(
+                        tenant=tenant,
+                        environment=environment,
+                        handle=handle,
+                        name=name,
+                        type=type_name,
+                        config=json.dumps(dict(config), sort_keys=True),
+                        status="active",
+                        created_at=now,
+                        updated_at=now,
+                        expires_at=expires_at,
+                        current_version=1,
+                    )
+                    .returning(credentials.c.id)
+                ).scalar_one()
+                self._insert_version(conn, ring, tenant, new_id, 1, secret, now)
+                row = (
+                    conn.execute(select(credentials).where(credentials.c.id == new_id))
+                    .mappings()
+                    .one()
+                )
+        except IntegrityError:
+            raise HandleConflict(handle, tenant, environment) from None
+        except DBAPIError as exc:
+            raise translate_db_error(exc, "creating a credential") from None
+        return self._record(row)
+
+    def _insert_version(
+        self,
+        conn: Any,
+        ring: KekRing,
+        tenant: str,
+        credential_id: int,
+        version: int,
+        secret: bytes,
+        now: datetime,
+    ) -> None:
+        sealed = seal(secret, ring=ring, aad=secret_aad(tenant, credential_id, version))
+        conn.execute(
+            insert(secret_versions).values(
+                credential_id=credential_id,
+                version=version,
+                ciphertext=sealed.ciphertext,
+                wrapped_key=sealed.wrapped_key,
+                kek_version=sealed.kek_version,
+                created_at=now,
+            )
+        )
+
+    def _locked_row(self, conn: Any, credential_id: int) -> RowMapping:
+        query = select(credentials).where(credentials.c.id == credential_id)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).mappings().first()
+        if row is None:
+            raise CredentialNotFound(credential_id)
+        return row  # type: ignore[no-any-return]
+
+    def _move_current(
+        self, conn: Any, credential_id: int, seen_version: int, new_version: int, now: datetime
+    ) -> None:
+        result = conn.execute(
+            update(credentials)
+            .where(
+                credentials.c.id == credential_id,
+                credentials.c.current_version == seen_version,
+            )
+            .values(current_version=new_version, updated_at=now, status="active")
+        )
+        if result.rowcount != 1:
+            raise VersionConflict(credential_id, seen_version, None)
+
+    def rotate(
+        self, credential_id: int, secret: bytes, *, expected_version: int | None = None
+    ) -> Credential:
+        """Store ``secret`` as a new version and make it current; prune beyond the retention.
+
+        With ``expected_version`` the rotation applies only if that is still the current version.
+        """
+        now = self._clock.now()
+        ring = self._ring()
+        try:
+            with write_transaction(self._engine) as conn:
+                row = self._locked_row(conn, credential_id)
+                current = row["current_version"]
+                if expected_version is not None and expected_version != current:
+                    raise VersionConflict(credential_id, expected_version, current)
+                newest = conn.execute(
+                    select(func.max(secret_versions.c.version)).where(
+                        secret_versions.c.credential_id == credential_id
+                    )
+                ).scalar_one()
+                new_version = int(newest or 0) + 1
+                self._insert_version(
+                    conn, ring, row["tenant"], credential_id, new_version, secret, now
+                )
+                self._move_current(conn, credential_id, current, new_version, now)
+                self._prune(conn, credential_id, new_version)
+                fresh = (
+                    conn.execute(select(credentials).where(credentials.c.id == credential_id))
+                    .mappings()
+                    .one()
+                )
+        except IntegrityError:
+            # Another rotation from the same version inserted the same version number first.
+            raise VersionConflict(credential_id, expected_version, None) from None
+        except DBAPIError as exc:
+            raise translate_db_error(exc, "rotating a credential") from None
+        return self._record(fresh)
+
+    def _prune(self, conn: Any, credential_id: int, current: int) -> None:
+        keep = (
+            select(secret_versions.c.version)
+            .where(secret_versions.c.credential_id == credential_id)
+            .order_by(secret_versions.c.version.desc())
+            .limit(self._retention)
+        )
+        kept = {v for (v,) in conn.execute(keep).all()} | {current}
+        conn.execute(
+            delete(secret_versions).where(
+                and_(
+                    secret_versions.c.credential_id == credential_id,
+                    secret_versions.c.version.not_in(sorted(kept)),
+                )
+            )
+        )
+
+    def rollback(
+        self, credential_id: int, version: int, *, expected_version: int | None = None
+    ) -> Credential:
+        """Make a kept older version current again (no re-encryption: it is bound to its number)."""
+        now = self._clock.now()
+        try:
+            with write_transaction(self._engine) as conn:
+                row = self._locked_row(conn, credential_id)
+                current = row["current_version"]
+                if expected_version is not None and expected_version != current:
+                    raise VersionConflict(credential_id, expected_version, current)
+                exists = conn.execute(
+                    select(secret_versions.c.version).where(
+                        secret_versions.c.credential_id == credential_id,
+                        secret_versions.c.version == version,
+                    )
+                ).first()
+                if exists is None:
+                    from flowcred.errors import FieldProblem, InvalidCredential
+
+                    raise InvalidCredential(
+                        [
+                            FieldProblem(
+                                "version", f"version {version} is not kept for this credential"
+                            )
+                        ]
+                    )
+                self._move_current(conn, credential_id, current, version, now)
+                fresh = (
+                    conn.execute(select(credentials).where(credentials.c.id == credential_id))
+                    .mappings()
+                    .one()
+                )
+        except DBAPIError as exc:
+            raise translate_db_error(exc, "rolling back a credential") from None
+        return self._record(fresh)
+
+    def update(
+        self,
+        credential_id: int,
+        *,
+        name: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        expires_at: datetime | None = UNSET,
+        status: CredentialStatus | None = None,
+    ) -> Credential:
+        """Change metadata only; the secret and its versions are untouched."""
+        values: dict[str, Any] = {"updated_at": self._clock.now()}
+        if name is not None:
+            values["name"] = name
+        if config is not None:
+            values["config"] = json.dumps(dict(config), sort_keys=True)
+        if expires_at is not UNSET:
+            values["expires_at"] = expires_at
+        if status is not None:
+            values["status"] = status
+        try:
+            with write_transaction(self._engine) as conn:
+                result = conn.execute(
+                    update(credentials).where(credentials.c.id == credential_id).values(**values)
+                )
+                if result.rowcount != 1:
+                    raise CredentialNotFound(credential_id)
+                fresh = (
+                    conn.execute(select(credentials).where(credentials.c.id == credential_id))
+                    .mappings()
+                    .one()
+                )
+        except DBAPIError as exc:
+            raise translate_db_error(exc, "updating a credential") from None
+        return self._record(fresh)
+
+    def delete(self, credential_id: int) -> None:
+        try:
+            with write_transaction(self._engine) as conn:
+                conn.execute(
+                    delete(secret_versions).where(secret_versions.c.credential_id == credential_id)
+                )
+                result = conn.execute(delete(credentials).where(credentials.c.id == credential_id))
+                if result.rowcount != 1:
+                    raise CredentialNotFound(credential_id)
+        except DBAPIError as exc:
+            raise translate_db_error(exc, "deleting a credential") from None
+
+    def record_last_used(self, seen: Mapping[int, datetime]) -> None:
+        """Persist last-used times collected in memory; only ever moves a time forward."""
+        if not seen:
+            return
+        try:
+            with write_transaction(self._engine) as conn:
+                for credential_id, when in seen.items():
+                    conn.execute(
+                        update(credentials)
+                        .where(
+                            credentials.c.id == credential_id,
+                            (credentials.c.last_used_at.is_(None))
+                            | (credentials.c.last_used_at < when),
+                        )
+                        .values(last_used_at=when)
+                    )
+        except DBAPIError as exc:
+            raise StoreError(
+                f"recording last-used times failed ({type(exc.orig).__name__})"
+            ) from None
+
+
+# The resolve path's one read: the credential row joined with its current sealed version.
+RESOLVE_SQL = (
+    "SELECT c.tenant, c.environment, c.handle, c.type, c.config, c.status, c.expires_at, "
+    "v.version, v.ciphertext, v.wrapped_key "
+    "FROM credentials c JOIN secret_versions v "
+    "ON v.credential_id = c.id AND v.version = c.current_version WHERE c.id = ?"
+)
+HANDLE_SQL = "SELECT id FROM credentials WHERE tenant = ? AND environment = ? AND handle = ?"

@@ -1,0 +1,226 @@
+"""Key-encryption keys as the database knows them, and rotation of them.
+
+The database stores each KEK version's fingerprint, never the key. At open, the keys a key source
+provides are matched to versions by fingerprint (:func:`flowcred.crypto.build_ring`): a wrong or
+missing key stops start-up with a clear message instead of producing unreadable secrets.
+
+Rotation (:func:`rotate_kek`) is crash-safe and resumable:
+
+1. the new key is persisted by the key source first (fsynced), then registered here as version
+   ``max + 1`` and becomes primary — new seals use it at once;
+2. every wrapped data key not under the primary version is re-wrapped, in batches, each batch one
+   transaction, each row updated only if it is still under the version it was read with;
+3. when no row is left under an older version, older versions are marked retired.
+
+A crash between 1 and 2 leaves a key in the source that the database does not know: the next run
+registers it instead of making another. A crash inside 2 leaves some rows under the old key, which
+stays in the ring until the next run finishes the job. Secret ciphertexts are never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from flowcred.clock import Clock
+from flowcred.crypto import KekRing, KeySource, build_ring, fingerprint, rewrap_key, secret_aad
+from flowcred.errors import ConfigurationError, KeyUnavailable
+from flowcred.store.engine import read_connection, translate_db_error, write_transaction
+from flowcred.store.tables import credentials, kek_versions, secret_versions
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def registered_versions(engine: Engine) -> dict[int, str]:
+    """KEK version → fingerprint for every version the database knows."""
+    with read_connection(engine) as conn:
+        rows = conn.execute(select(kek_versions.c.version, kek_versions.c.fingerprint)).all()
+    return {int(v): str(fp) for v, fp in rows}
+
+
+def _register(engine: Engine, key: bytes, clock: Clock) -> int:
+    """Register ``key`` as the next version (or return its version if already registered)."""
+    fp = fingerprint(key)
+    try:
+        with write_transaction(engine) as conn:
+            known = conn.execute(
+                select(kek_versions.c.version).where(kek_versions.c.fingerprint == fp)
+            ).scalar_one_or_none()
+            if known is not None:
+                return int(known)
+            newest = conn.execute(select(func.max(kek_versions.c.version))).scalar_one()
+            version = int(newest or 0) + 1
+            conn.execute(
+                insert(kek_versions).values(version=version, fingerprint=fp, created_at=clock.now())
+            )
+            return version
+    except IntegrityError:
+        # A concurrent process registered the same key first; read its version.
+        return {f: v for v, f in registered_versions(engine).items()}[fp]
+
+
+def open_ring(engine: Engine, source: KeySource, clock: Clock) -> KekRing:
+    """Build the ring for this database from ``source``, initialising a fresh database.
+
+    A database that has never been sealed takes the source's newest key, creating one (a key file
+    with mode 0600) when the source has none. A database that has been sealed never gets a new
+    key here: a missing or wrong key raises KeyUnavailable / KeyMismatch.
+    """
+    registered = registered_versions(engine)
+    keys = source.load()
+    if not registered:
+        if not keys:
+            keys = [source.create_initial()]
+        _register(engine, keys[0], clock)
+        registered = registered_versions(engine)
+    primary = max(registered)
+    ring = build_ring(keys, registered, primary, source_description=source.description)
+    _check_needed_versions(engine, ring, source)
+    return ring
+
+
+def _check_needed_versions(engine: Engine, ring: KekRing, source: KeySource) -> None:
+    with read_connection(engine) as conn:
+        needed = {
+            int(v) for (v,) in conn.execute(select(secret_versions.c.kek_version).distinct()).all()
+        }
+    missing = sorted(needed - set(ring.versions))
+    if missing:
+        raise KeyUnavailable(
+            f"secrets are still wrapped by key version(s) {missing}, whose key is not in "
+            f"{source.description}; restore it, then run 'flowcred keys rotate' to finish"
+        )
+
+
+@dataclass(frozen=True)
+class RotationResult:
+    """What a ``keys rotate`` run did."""
+
+    primary_version: int
+    rewrapped: int
+    resumed: bool
+
+
+def pending_rewraps(engine: Engine, primary_version: int) -> int:
+    with read_connection(engine) as conn:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(secret_versions)
+                .where(secret_versions.c.kek_version != primary_version)
+            ).scalar_one()
+        )
+
+
+def rotate_kek(
+    engine: Engine,
+    source: KeySource,
+    clock: Clock,
+    *,
+    batch_size: int = 500,
+    progress: ProgressCallback | None = None,
+) -> tuple[KekRing, RotationResult]:
+    """Add a KEK version (or finish an interrupted rotation) and re-wrap every data key.
+
+    Returns the new ring and what was done. Safe to interrupt at any point and run again.
+    """
+    from flowcred.crypto import generate_key
+
+    registered = registered_versions(engine)
+    if not registered:
+        raise ConfigurationError("the database has no key yet; run 'flowcred init' first")
+    keys = source.load()
+    known = set(registered.values())
+    unregistered = [k for k in keys if fingerprint(k) not in known]
+    primary = max(registered)
+    resumed = False
+    if unregistered:
+        # A key persisted by an interrupted run (or prepended to FLOWCRED_MASTER_KEY): use it.
+        new_key = unregistered[0]
+        primary = _register(engine, new_key, clock)
+    elif pending_rewraps(engine, primary) > 0:
+        resumed = True
+    else:
+        new_key = generate_key()
+        source.add_key(new_key)
+        primary = _register(engine, new_key, clock)
+    registered = registered_versions(engine)
+    ring = build_ring(source.load(), registered, primary, source_description=source.description)
+    _check_needed_versions(engine, ring, source)
+    done = _rewrap_all(engine, ring, batch_size=batch_size, progress=progress)
+    with write_transaction(engine) as conn:
+        conn.execute(
+            update(kek_versions)
+            .where(kek_versions.c.version != primary, kek_versions.c.retired_at.is_(None))
+            .values(retired_at=clock.now())
+        )
+    return ring, RotationResult(primary_version=primary, rewrapped=done, resumed=resumed)
+
+
+def _rewrap_all(
+    engine: Engine, ring: KekRing, *, batch_size: int, progress: ProgressCallback | None
+) -> int:
+    primary = ring.primary_version
+    total = pending_rewraps(engine, primary)
+    done = 0
+    if progress is not None:
+        progress(0, total)
+    query = (
+        select(
+            secret_versions.c.credential_id,
+            secret_versions.c.version,
+            secret_versions.c.wrapped_key,
+            secret_versions.c.kek_version,
+            credentials.c.tenant,
+        )
+        .join(credentials, credentials.c.id == secret_versions.c.credential_id)
+        .where(secret_versions.c.kek_version != primary)
+        .order_by(secret_versions.c.credential_id, secret_versions.c.version)
+        .limit(batch_size)
+    )
+    stmt = (
+        update(secret_versions)
+        .where(
+            secret_versions.c.credential_id == _bind("b_id"),
+            secret_versions.c.version == _bind("b_version"),
+            secret_versions.c.kek_version == _bind("b_old"),
+        )
+        .values(wrapped_key=_bind("b_wrapped"), kek_version=primary)
+    )
+    try:
+        while True:
+            with write_transaction(engine) as conn:
+                rows = conn.execute(query).all()
+                if not rows:
+                    break
+                params = [
+                    {
+                        "b_id": cid,
+                        "b_version": ver,
+                        "b_old": old,
+                        "b_wrapped": rewrap_key(
+                            bytes(wrapped),
+                            ring=ring,
+                            aad=secret_aad(tenant, cid, ver),
+                            credential_id=cid,
+                            version=ver,
+                        ),
+                    }
+                    for cid, ver, wrapped, old, tenant in rows
+                ]
+                conn.execute(stmt, params)
+            done += len(rows)
+            if progress is not None:
+                progress(done, max(total, done))
+    except DBAPIError as exc:
+        raise translate_db_error(exc, "re-wrapping data keys") from None
+    return done
+
+
+def _bind(name: str) -> object:
+    from sqlalchemy import bindparam
+
+    return bindparam(name)

@@ -1,0 +1,77 @@
+"""The database schema, as SQLAlchemy Core tables.
+
+The Alembic migrations in ``store/migrations/versions`` create exactly these tables; a test
+compares the two so they cannot drift apart.
+
+Secret material lives only in ``secret_versions.ciphertext`` (AES-256-GCM under a per-version data
+key) and ``secret_versions.wrapped_key`` (that data key, wrapped by the key-encryption key named in
+``kek_version``). Every other column is metadata and is safe to show to a viewer.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# Each key-encryption key the database has ever been sealed with: its fingerprint, never the key.
+# The highest version is the primary one, used for every new seal.
+kek_versions = Table(
+    "kek_versions",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("fingerprint", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("retired_at", DateTime(timezone=True), nullable=True),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(128), nullable=False),
+    Column("environment", String(64), nullable=False),
+    Column("handle", String(128), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("config", Text, nullable=False),  # JSON of the non-secret fields
+    Column("status", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("current_version", Integer, nullable=False),
+    UniqueConstraint("tenant", "environment", "handle", name="uq_credentials_handle"),
+)
+Index("ix_credentials_tenant_type", credentials.c.tenant, credentials.c.type)
+
+secret_versions = Table(
+    "secret_versions",
+    metadata,
+    Column(
+        "credential_id",
+        Integer,
+        ForeignKey("credentials.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("version", Integer, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("kek_version", Integer, ForeignKey("kek_versions.version"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("credential_id", "version", name="pk_secret_versions"),
+)
+Index("ix_secret_versions_kek_version", secret_versions.c.kek_version)
