@@ -1,0 +1,456 @@
+"""The broker returned by :func:`flowcred.open`: credentials management and providers.
+
+>>> broker = flowcred.open()                                         # doctest: +SKIP
+>>> cred = broker.credentials.create(name="Acme Slack Bot Token", type="slack",
+...                                  tenant="acme", secret={"token": "xoxb-..."})
+>>> broker.provider(tenant="acme").get_password(cred.id)             # doctest: +SKIP
+'xoxb-...'
+
+Opening checks, in order: the settings are valid, the schema is current (migrating if needed),
+and the key source holds the key this database was sealed with. Any failure raises a
+:class:`~flowcred.errors.ConfigurationError` subclass and nothing starts: flowcred never falls
+back to storing plaintext.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import re
+import unicodedata
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from flowcred.catalog import Catalog, CredentialType, default_catalog
+from flowcred.clock import Clock, SystemClock
+from flowcred.crypto import KekRing, KeySource, key_source_from_settings
+from flowcred.errors import (
+    CredentialNotFound,
+    FieldProblem,
+    InvalidCredential,
+    UnknownCredentialType,
+    error_context,
+)
+from flowcred.records import Credential, SecretVersion
+from flowcred.redaction import SecretRegistry, default_registry, install_log_redaction
+from flowcred.runtime.provider import CredentialProvider, Ref, Resolver
+from flowcred.settings import FlowcredSettings, load_settings
+from flowcred.store import kek_versions, migrate
+from flowcred.store.credentials import UNSET, CredentialStore
+from flowcred.store.engine import HotReader, make_engine
+
+DEFAULT_TENANT = "default"
+DEFAULT_ENVIRONMENT = "default"
+_HANDLE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+_TENANT_RE = re.compile(r"^(?:\*|[A-Za-z0-9][A-Za-z0-9._-]{0,127})$")
+
+
+def slugify(name: str) -> str:
+    """A handle from a display name: lower-case ASCII words joined by ``-``.
+
+    A name made only of digits gets a ``cred-`` prefix, because a handle that looks like an
+    integer could not be told apart from a credential id.
+    """
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:120] or "credential"
+    return f"cred-{slug}" if slug.isdigit() else slug
+
+
+class Credentials:
+    """Create, read, change and delete credentials. Returned records never carry a secret.
+
+    ``ref`` is an int id or a handle; handles are looked up in ``tenant`` + ``environment``. When
+    ``tenant`` is given, an id of another tenant raises CredentialNotFound.
+    """
+
+    def __init__(
+        self, store: CredentialStore, catalog: Catalog, resolver: Resolver, clock: Clock
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._resolver = resolver
+        self._clock = clock
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _find(self, ref: Ref, tenant: str | None, environment: str) -> Credential:
+        if isinstance(ref, bool) or not isinstance(ref, int | str):
+            raise TypeError("a credential reference is an int id or a str handle")
+        if isinstance(ref, int) or ref.isdigit():
+            found = self._store.get(int(ref))
+            if found is None or (tenant is not None and found.tenant != tenant):
+                raise CredentialNotFound(ref, tenant)
+            return found
+        found = self._store.find_handle(tenant or DEFAULT_TENANT, environment, ref)
+        if found is None:
+            raise CredentialNotFound(ref, tenant)
+        return found
+
+    def _secret_payload(
+        self,
+        ctype: CredentialType,
+        secret: Mapping[str, Any] | None,
+        secret_value: str | None,
+        problems: list[FieldProblem],
+    ) -> dict[str, Any] | None:
+        if secret is not None and secret_value is not None:
+            problems.append(FieldProblem("secret", "give either secret or secret_value, not both"))
+            return None
+        if secret_value is not None:
+            try:
+                return ctype.parse_secret_value(secret_value)
+            except InvalidCredential as exc:
+                problems.extend(exc.problems)
+                return None
+        return dict(secret or {})
+
+    # -- API -------------------------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        name: str,
+        type: str,
+        tenant: str = DEFAULT_TENANT,
+        environment: str = DEFAULT_ENVIRONMENT,
+        handle: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        secret: Mapping[str, Any] | None = None,
+        secret_value: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> Credential:
+        """Validate and store a new credential; every problem is reported at once.
+
+        Raises InvalidCredential (with ``problems``), UnknownCredentialType, HandleConflict.
+        """
+        ctype = self._catalog.get(type)
+        problems: list[FieldProblem] = []
+        if not isinstance(name, str) or not name.strip():
+            problems.append(FieldProblem("name", "is required"))
+        elif len(name) > 256:
+            problems.append(FieldProblem("name", "must be at most 256 characters"))
+        if not _TENANT_RE.match(tenant) or tenant == "*":
+            problems.append(FieldProblem("tenant", "must be letters, digits, '.', '_' or '-'"))
+        if not _TENANT_RE.match(environment) or environment == "*":
+            problems.append(FieldProblem("environment", "must be letters, digits, '.', '_' or '-'"))
+        chosen = handle if handle is not None else slugify(name or "")
+        if not _HANDLE_RE.match(chosen) or chosen.isdigit():
+            problems.append(
+                FieldProblem(
+                    "handle", "must be a lower-case slug (a-z, 0-9, '.', '_', '-'), not all digits"
+                )
+            )
+        payload = self._secret_payload(ctype, secret, secret_value, problems)
+        clean_config: dict[str, Any] = {}
+        clean_secret: dict[str, Any] = {}
+        try:
+            clean_config, clean_secret = ctype.validate(config, payload or {})
+        except InvalidCredential as exc:
+            problems.extend(exc.problems)
+        if problems:
+            raise InvalidCredential(problems, type_name=ctype.name)
+        record = self._store.create(
+            tenant=tenant,
+            environment=environment,
+            handle=chosen,
+            name=name.strip(),
+            type_name=ctype.name,
+            config=clean_config,
+            secret=json.dumps(clean_secret).encode(),
+            expires_at=expires_at,
+        )
+        self._resolver.invalidate(record.id)
+        return record
+
+    def get(
+        self, ref: Ref, *, tenant: str | None = None, environment: str = DEFAULT_ENVIRONMENT
+    ) -> Credential:
+        """Metadata of one credential (with the last-used time seen by this process)."""
+        found = self._find(ref, tenant, environment)
+        seen = self._resolver.last_used.snapshot().get(found.id)
+        if seen is not None and (found.last_used_at is None or seen > found.last_used_at):
+            return _replace_last_used(found, seen)
+        return found
+
+    def list(
+        self,
+        *,
+        tenant: str | None = None,
+        environment: str | None = None,
+        type: str | None = None,
+        family: str | None = None,
+        status: str | None = None,
+        after_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[Credential]:
+        """Credentials in id order; filters combine; ``after_id`` + ``limit`` paginate."""
+        type_names: list[str] | None = None
+        if type is not None:
+            type_names = [self._catalog.get(type).name]
+        if family is not None:
+            in_family = [t.name for t in self._catalog.by_family(family)]  # type: ignore[arg-type]
+            type_names = [t for t in (type_names or in_family) if t in in_family] or ["\x00none"]
+        records = self._store.list(
+            tenant=tenant,
+            environment=environment,
+            type_names=type_names,
+            after_id=after_id,
+            limit=limit if status is None else None,
+            last_used=self._resolver.last_used.snapshot(),
+        )
+        if status is not None:
+            records = [r for r in records if r.status == status][: limit or None]
+        return records
+
+    def update(
+        self,
+        ref: Ref,
+        *,
+        tenant: str | None = None,
+        environment: str = DEFAULT_ENVIRONMENT,
+        name: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        expires_at: datetime | None = UNSET,
+    ) -> Credential:
+        """Change the name, non-secret config (merged; a ``None`` value removes a key) or expiry."""
+        found = self._find(ref, tenant, environment)
+        ctype = self._catalog.get(found.type)
+        new_config = None
+        if config is not None:
+            merged = dict(found.config)
+            for key, value in config.items():
+                if value is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+            with error_context(credential_id=found.id):
+                new_config = ctype.validate_config(merged)
+        if name is not None and not name.strip():
+            raise InvalidCredential([FieldProblem("name", "must not be empty")])
+        record = self._store.update(
+            found.id, name=name.strip() if name else None, config=new_config, expires_at=expires_at
+        )
+        self._resolver.invalidate(found.id)
+        return record
+
+    def rotate(
+        self,
+        ref: Ref,
+        *,
+        tenant: str | None = None,
+        environment: str = DEFAULT_ENVIRONMENT,
+        secret: Mapping[str, Any] | None = None,
+        secret_value: str | None = None,
+        expected_version: int | None = None,
+    ) -> Credential:
+        """Store a new secret version and make it current; the id and handle stay the same.
+
+        With ``expected_version``, fails with VersionConflict if someone rotated first. Without
+        it, two concurrent rotations still never lose an update silently: the later one to commit
+        gets VersionConflict.
+        """
+        found = self._find(ref, tenant, environment)
+        ctype = self._catalog.get(found.type)
+        problems: list[FieldProblem] = []
+        payload = self._secret_payload(ctype, secret, secret_value, problems)
+        if payload is not None:
+            try:
+                payload = ctype.validate_secret(payload)
+            except InvalidCredential as exc:
+                problems.extend(exc.problems)
+        if problems:
+            raise InvalidCredential(problems, type_name=ctype.name)
+        expected = expected_version if expected_version is not None else found.current_version
+        with error_context(credential_id=found.id):
+            record = self._store.rotate(
+                found.id, json.dumps(payload).encode(), expected_version=expected
+            )
+        self._resolver.invalidate(found.id)
+        return record
+
+    def rollback(
+        self,
+        ref: Ref,
+        version: int,
+        *,
+        tenant: str | None = None,
+        environment: str = DEFAULT_ENVIRONMENT,
+        expected_version: int | None = None,
+    ) -> Credential:
+        """Make a kept older version current again."""
+        found = self._find(ref, tenant, environment)
+        expected = expected_version if expected_version is not None else found.current_version
+        record = self._store.rollback(found.id, version, expected_version=expected)
+        self._resolver.invalidate(found.id)
+        return record
+
+    def delete(
+        self, ref: Ref, *, tenant: str | None = None, environment: str = DEFAULT_ENVIRONMENT
+    ) -> None:
+        """Delete the credential and every stored version of its secret."""
+        found = self._find(ref, tenant, environment)
+        self._store.delete(found.id)
+        self._resolver.invalidate(found.id)
+
+    def versions(
+        self, ref: Ref, *, tenant: str | None = None, environment: str = DEFAULT_ENVIRONMENT
+    ) -> builtins.list[SecretVersion]:
+        """The kept versions of the secret, newest first (metadata only)."""
+        found = self._find(ref, tenant, environment)
+        return self._store.versions(found.id)
+
+
+def _replace_last_used(record: Credential, when: datetime) -> Credential:
+    from dataclasses import replace
+
+    return replace(record, last_used_at=when)
+
+
+class Broker:
+    """One open flowcred store: ``credentials`` to manage, ``provider()`` to resolve.
+
+    Close it (or use it as a context manager) to flush last-used times and release connections.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: FlowcredSettings,
+        engine: Engine,
+        key_source: KeySource,
+        catalog: Catalog,
+        clock: Clock,
+        registry: SecretRegistry,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.clock = clock
+        self.engine = engine
+        self.key_source = key_source
+        self._ring: KekRing = kek_versions.open_ring(engine, key_source, clock)
+
+        def family_of(type_name: str) -> str:
+            try:
+                return catalog.get(type_name).family
+            except UnknownCredentialType:
+                return "unknown"
+
+        self._store = CredentialStore(
+            engine,
+            ring=lambda: self._ring,
+            clock=clock,
+            retention=settings.version_retention,
+            family_of=family_of,
+        )
+        self._reader = HotReader(engine)
+        self._resolver = Resolver(
+            reader=self._reader,
+            store=self._store,
+            ring=lambda: self._ring,
+            catalog=catalog,
+            clock=clock,
+            registry=registry,
+            cache_ttl=settings.cache_ttl_seconds,
+            last_used_interval=settings.last_used_flush_seconds,
+        )
+        self.credentials = Credentials(self._store, catalog, self._resolver, clock)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        backend = "sqlite" if self.settings.is_embedded else self.engine.dialect.name
+        return f"Broker(database={backend!r}, kek_version={self._ring.primary_version})"
+
+    @property
+    def kek_version(self) -> int:
+        """The primary key-encryption-key version new secrets are sealed with."""
+        return self._ring.primary_version
+
+    def provider(
+        self, tenant: str = DEFAULT_TENANT, environment: str = DEFAULT_ENVIRONMENT
+    ) -> CredentialProvider:
+        """A resolver bound to ``tenant`` (and ``environment`` for handle references)."""
+        return CredentialProvider(self._resolver, tenant, environment)
+
+    def rotate_keys(
+        self, *, progress: kek_versions.ProgressCallback | None = None
+    ) -> kek_versions.RotationResult:
+        """Add a KEK version and re-wrap every data key (or finish an interrupted rotation)."""
+        ring, result = kek_versions.rotate_kek(
+            self.engine,
+            self.key_source,
+            self.clock,
+            batch_size=self.settings.rewrap_batch_size,
+            progress=progress,
+        )
+        self._ring = ring
+        self._resolver.clear()
+        return result
+
+    def pending_rewraps(self) -> int:
+        """Data keys not yet under the primary KEK (non-zero after an interrupted rotation)."""
+        return kek_versions.pending_rewraps(self.engine, self._ring.primary_version)
+
+    def check_ready(self) -> None:
+        """Raise if the database or the key is unusable (for readiness probes)."""
+        kek_versions.open_ring(self.engine, self.key_source, self.clock)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._resolver.last_used.close()
+        self._reader.close()
+        self.engine.dispose()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    def __enter__(self) -> Broker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Broker:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def open_broker(
+    database_url: str | None = None,
+    *,
+    home: str | None = None,
+    key_source: KeySource | None = None,
+    settings: FlowcredSettings | None = None,
+    clock: Clock | None = None,
+    catalog: Catalog | None = None,
+) -> Broker:
+    """Open (and on first use initialise) a flowcred store. See :func:`flowcred.open`."""
+    if settings is None:
+        overrides: dict[str, object] = {}
+        if database_url is not None:
+            overrides["database_url"] = database_url
+        if home is not None:
+            overrides["home"] = home
+        settings = load_settings(**overrides)
+    registry = default_registry()
+    install_log_redaction(registry)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        migrate.upgrade(engine)
+        return Broker(
+            settings=settings,
+            engine=engine,
+            key_source=key_source or key_source_from_settings(settings),
+            catalog=catalog or default_catalog(),
+            clock=clock or SystemClock(),
+            registry=registry,
+        )
+    except BaseException:
+        engine.dispose()
+        raise

@@ -1,0 +1,285 @@
+"""The resolve path: a reference in, :class:`CredentialMaterial` out.
+
+This is the code every flow run goes through, so it is built for speed:
+
+* a hit in the in-process cache (default TTL 30 s, 0 disables) is a dict lookup and a clock read;
+* a miss is one primary-key read on a per-thread raw driver connection
+  (:class:`~flowcred.store.engine.HotReader`), one envelope open and one JSON decode;
+* the last-used time is kept in memory and written in the background, so a resolve never
+  writes to the database.
+
+Every secret decrypted here is registered with the log redaction registry before it is handed
+out. Changes made through :class:`~flowcred.broker.Credentials` invalidate the cache at once in
+this process; other processes see a change within the TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from flowcred.catalog import Catalog, CredentialType, place
+from flowcred.clock import Clock
+from flowcred.crypto import KekRing, open_sealed, secret_aad
+from flowcred.errors import CredentialExpired, CredentialNotFound, FlowcredError
+from flowcred.redaction import Secret, SecretRegistry
+from flowcred.runtime.material import CredentialMaterial
+from flowcred.store.credentials import HANDLE_SQL, RESOLVE_SQL, CredentialStore, as_utc
+from flowcred.store.engine import HotReader
+
+Ref = int | str
+
+
+class LastUsedTracker:
+    """Collects last-used times in memory and writes them in batches from a background thread."""
+
+    def __init__(self, store: CredentialStore, interval: float) -> None:
+        self._store = store
+        self._interval = interval
+        self._seen: dict[int, datetime] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def touch(self, credential_id: int, when: datetime) -> None:
+        self._seen[credential_id] = when
+        if self._thread is None:
+            self._start()
+
+    def snapshot(self) -> dict[int, datetime]:
+        return dict(self._seen)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is not None or self._stop.is_set():
+                return
+            self._thread = threading.Thread(
+                target=self._run, name="flowcred-last-used", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what was collected; on failure keep it for the next attempt."""
+        seen, self._seen = self._seen, {}
+        if not seen:
+            return
+        try:
+            self._store.record_last_used(seen)
+        except FlowcredError:
+            for cid, when in seen.items():
+                self._seen.setdefault(cid, when)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.flush()
+
+
+class Resolver:
+    """Shared by every provider of one broker: the cache, the reader and the decrypt step."""
+
+    def __init__(
+        self,
+        *,
+        reader: HotReader,
+        store: CredentialStore,
+        ring: Callable[[], KekRing],
+        catalog: Catalog,
+        clock: Clock,
+        registry: SecretRegistry,
+        cache_ttl: float,
+        last_used_interval: float,
+    ) -> None:
+        self._reader = reader
+        self._ring = ring
+        self._catalog = catalog
+        self._clock = clock
+        self._registry = registry
+        self._ttl = cache_ttl
+        self._resolve_sql = reader.sql(RESOLVE_SQL)
+        self._handle_sql = reader.sql(HANDLE_SQL)
+        # credential id -> (deadline, tenant, material)
+        self._cache: dict[int, tuple[float, str, CredentialMaterial]] = {}
+        # (tenant, environment, handle) -> (deadline, credential id)
+        self._handles: dict[tuple[str, str, str], tuple[float, int]] = {}
+        self._types: dict[str, CredentialType] = {}
+        self.last_used = LastUsedTracker(store, last_used_interval)
+
+    # -- cache control ---------------------------------------------------------------------
+
+    def invalidate(self, credential_id: int) -> None:
+        self._cache.pop(credential_id, None)
+        # Handles are few and cheap to re-read; dropping them all keeps a renamed or deleted
+        # handle from pointing at a stale id.
+        self._handles.clear()
+
+    def clear(self) -> None:
+        self._cache.clear()
+        self._handles.clear()
+
+    # -- resolve ---------------------------------------------------------------------------
+
+    def credential_id(self, ref: Ref, tenant: str, environment: str) -> int:
+        if type(ref) is int:
+            return ref
+        if isinstance(ref, str) and ref.isdigit():
+            return int(ref)
+        if not isinstance(ref, str):
+            raise TypeError("a credential reference is an int id or a str handle")
+        key = (tenant, environment, ref)
+        now = self._clock.monotonic()
+        hit = self._handles.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        row = self._reader.fetchone(self._handle_sql, (tenant, environment, ref))
+        if row is None:
+            raise CredentialNotFound(ref, tenant)
+        cid = int(row[0])
+        if self._ttl > 0:
+            self._handles[key] = (now + self._ttl, cid)
+        return cid
+
+    def resolve(self, ref: Ref, tenant: str, environment: str) -> CredentialMaterial:
+        cid = self.credential_id(ref, tenant, environment)
+        mono = self._clock.monotonic()
+        entry = self._cache.get(cid)
+        if entry is not None and entry[0] > mono:
+            if entry[1] != tenant:
+                raise CredentialNotFound(ref, tenant)
+            material = entry[2]
+        else:
+            material = self._load(cid, ref, tenant)
+            if self._ttl > 0:
+                self._cache[cid] = (mono + self._ttl, tenant, material)
+        now = self._clock.now()
+        if material.expires_at is not None and material.expires_at <= now:
+            raise CredentialExpired(cid)
+        self.last_used.touch(cid, now)
+        return material
+
+    async def aresolve(self, ref: Ref, tenant: str, environment: str) -> CredentialMaterial:
+        cid_hit = self._cache.get(ref) if type(ref) is int else None
+        if cid_hit is not None and cid_hit[0] > self._clock.monotonic():
+            return self.resolve(ref, tenant, environment)
+        if self._reader.is_local:
+            # A local SQLite read takes microseconds; a thread hop would cost more than it saves.
+            return self.resolve(ref, tenant, environment)
+        return await asyncio.to_thread(self.resolve, ref, tenant, environment)
+
+    def _ctype(self, name: str) -> CredentialType:
+        ctype = self._types.get(name)
+        if ctype is None:
+            ctype = self._types[name] = self._catalog.get(name)
+        return ctype
+
+    def _load(self, cid: int, ref: Ref, tenant: str) -> CredentialMaterial:
+        row = self._reader.fetchone(self._resolve_sql, (cid,))
+        if row is None or row[0] != tenant:
+            raise CredentialNotFound(ref, tenant)
+        _, _env, handle, type_name, config_json, status, expires_at, version, ct, wk = row
+        if status == "expired":
+            raise CredentialExpired(cid)
+        plain = open_sealed(
+            bytes(ct),
+            bytes(wk),
+            ring=self._ring(),
+            aad=secret_aad(tenant, cid, version),
+            credential_id=cid,
+            version=version,
+        )
+        secret: dict[str, Any] = json.loads(plain)
+        config: dict[str, Any] = json.loads(config_json)
+        ctype = self._ctype(type_name)
+        placement = place(ctype, config, secret)
+        register = self._registry.register
+        fields: dict[str, Any] = dict(config)
+        for name, value in secret.items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            register(text)
+            fields[name] = Secret(text)
+        headers = _wrap(placement.headers, register)
+        return CredentialMaterial(
+            credential_id=cid,
+            handle=handle,
+            type=type_name,
+            version=version,
+            headers=headers,
+            query=_wrap(placement.query, register),
+            cookies=_wrap(placement.cookies, register),
+            fields=MappingProxyType(fields),
+            expires_at=as_utc(expires_at),
+        )
+
+    def secret_value(self, material: CredentialMaterial) -> str:
+        """The Flow Studio ``GetPasswordAsync`` string for a resolved credential."""
+        ctype = self._ctype(material.type)
+        secret = {
+            f.name: material.fields[f.name].reveal()
+            for f in ctype.secret_fields
+            if isinstance(material.fields.get(f.name), Secret)
+        }
+        return ctype.secret_value_of(secret)
+
+
+def _wrap(values: dict[str, str], register: Callable[[str], None]) -> MappingProxyType[str, Secret]:
+    if not values:
+        return _EMPTY
+    for value in values.values():
+        register(value)
+    return MappingProxyType({k: Secret(v) for k, v in values.items()})
+
+
+_EMPTY: MappingProxyType[str, Secret] = MappingProxyType({})
+
+
+class CredentialProvider:
+    """Resolves references for one tenant (and, for handles, one environment).
+
+    A reference is an int credential id or a handle. Another tenant's id is answered exactly like
+    an unknown one: :class:`~flowcred.errors.CredentialNotFound`.
+
+    >>> provider = broker.provider(tenant="acme")                  # doctest: +SKIP
+    >>> provider.get_password(12)                                  # doctest: +SKIP
+    'xoxb-...'
+    """
+
+    def __init__(self, resolver: Resolver, tenant: str, environment: str) -> None:
+        self._resolver = resolver
+        self.tenant = tenant
+        self.environment = environment
+
+    def __repr__(self) -> str:
+        return f"CredentialProvider(tenant={self.tenant!r}, environment={self.environment!r})"
+
+    def resolve(self, ref: Ref) -> CredentialMaterial:
+        """Material for ``ref``. Raises CredentialNotFound, CredentialExpired, DecryptionFailed."""
+        return self._resolver.resolve(ref, self.tenant, self.environment)
+
+    async def aresolve(self, ref: Ref) -> CredentialMaterial:
+        """Async twin of :meth:`resolve`."""
+        return await self._resolver.aresolve(ref, self.tenant, self.environment)
+
+    def get_password(self, credential_id: Ref) -> str:
+        """The decrypted secret as Flow Studio stores it.
+
+        Single-secret types give the one secret (a Slack ``xoxb-`` token, an SMTP password, the
+        FCM service-account JSON text); composite types give their JSON object text
+        (Twilio ``{"accountSid": ..., "authToken": ...}``).
+        """
+        material = self._resolver.resolve(credential_id, self.tenant, self.environment)
+        return self._resolver.secret_value(material)
+
+    async def aget_password(self, credential_id: Ref) -> str:
+        """Async twin of :meth:`get_password`."""
+        material = await self._resolver.aresolve(credential_id, self.tenant, self.environment)
+        return self._resolver.secret_value(material)
