@@ -1,0 +1,100 @@
+"""The ``flowcred`` command.
+
+Every :class:`~flowcred.errors.FlowcredError` is turned into one line on standard error and an
+exit code: 2 for bad input (validation, unknown reference or type), 1 for failures (keys, database,
+integrity, conflicts). Tracebacks are never shown: a local variable in one could hold a secret.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from flowcred.cli import credentials, keys
+from flowcred.cli.output import console, err_console
+from flowcred.cli.resolve import resolve
+from flowcred.cli.session import open_cli_broker
+from flowcred.cli.types import types
+from flowcred.errors import CredentialNotFound, FlowcredError, InvalidCredential
+
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+
+
+def exit_code_for(exc: FlowcredError) -> int:
+    return (
+        EXIT_BAD_INPUT if isinstance(exc, InvalidCredential | CredentialNotFound) else EXIT_FAILURE
+    )
+
+
+class _ErrorReportingGroup(TyperGroup):
+    """Reports flowcred errors as one line and an exit code, for every subcommand."""
+
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except FlowcredError as exc:
+            err_console.print(f"error: {exc}", markup=False, soft_wrap=True)
+            raise SystemExit(exit_code_for(exc)) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted", markup=False)
+            raise SystemExit(130) from None
+
+
+app = typer.Typer(
+    cls=_ErrorReportingGroup,
+    help="flowcred: credentials for workflow engines, encrypted, versioned and audited.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(credentials.app, name="credentials")
+app.add_typer(keys.app, name="keys")
+app.command("resolve")(resolve)
+app.command("types")(types)
+
+
+@app.command("init")
+def init() -> None:
+    """Create the key file and database (embedded default: ./.flowcred) if they do not exist."""
+    with open_cli_broker() as broker:
+        settings = broker.settings
+        where = (
+            str(settings.resolved_database_url)
+            if not settings.is_embedded
+            else str((settings.home / "flowcred.db").resolve())
+        )
+        console.print(f"database: {where}")
+        console.print(f"key: {broker.key_source.description} (key version {broker.kek_version})")
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to bind (default 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default 8700).")] = None,
+) -> None:
+    """Run the HTTP service; the first run initialises ./.flowcred."""
+    import uvicorn
+
+    from flowcred.api.app import create_app
+    from flowcred.settings import load_settings
+
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = load_settings(**overrides)
+    # Open once before serving so a wrong key or bad database stops the process with a message
+    # instead of a server that answers 500 to everything.
+    open_cli_broker().close()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app()
