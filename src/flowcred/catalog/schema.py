@@ -64,9 +64,10 @@ _ACRONYMS = {
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _TYPE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _CAMEL_BOUNDARY_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-# A field name in user input is echoed in a problem only when it looks like a name; anything
-# else (a pasted secret used as a key, say) is reported without being repeated.
-_ECHOABLE_KEY_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+# A field name in user input is echoed in a problem only when it looks like an identifier:
+# short, starting with a letter, no '-' or '.'. Real tokens (xoxb-..., sk_live_..., AC...) are
+# longer or carry separators, so a secret pasted as a key is reported without being repeated.
+_ECHOABLE_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 # Control characters other than tab are refused in one-line strings: they have no business in a
 # host name, user name or token, and CR/LF in a header value would allow header injection.
 _STRING_FORBIDDEN_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -611,8 +612,16 @@ class CredentialType(BaseModel):
         for key, value in values.items():
             canonical = self._input_names.get(key) if isinstance(key, str) else None
             if canonical is None:
-                shown = key if isinstance(key, str) and _ECHOABLE_KEY_RE.match(key) else side
-                problems.append(FieldProblem(shown, "unknown field"))
+                # Keys on the secret side are never echoed: whatever is typed there may be
+                # secret material, whatever it looks like.
+                echo = not secret and isinstance(key, str) and _ECHOABLE_KEY_RE.match(key)
+                if echo:
+                    problems.append(FieldProblem(str(key), "unknown field"))
+                else:
+                    expected = ", ".join(f.name for f in self.fields if f.secret == secret)
+                    problems.append(
+                        FieldProblem(side, f"unknown field (name not shown; expected: {expected})")
+                    )
                 continue
             if value is None:
                 # JSON null means "not given"; the default (if any) applies below.
