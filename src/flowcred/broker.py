@@ -24,12 +24,17 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from flowcred.audit import Access, Actor, AuditLog, AuditRecorder
+from flowcred.audit.checkpoint import CheckpointWriter
+from flowcred.audit.events import KEK
+from flowcred.audit.trail import AuditTrail
 from flowcred.catalog import Catalog, CredentialType, default_catalog
 from flowcred.clock import Clock, SystemClock
 from flowcred.crypto import KekRing, KeySource, key_source_from_settings
 from flowcred.errors import (
     CredentialNotFound,
     FieldProblem,
+    FlowcredError,
     InvalidCredential,
     UnknownCredentialType,
     error_context,
@@ -63,16 +68,26 @@ class Credentials:
     """Create, read, change and delete credentials. Returned records never carry a secret.
 
     ``ref`` is an int id or a handle; handles are looked up in ``tenant`` + ``environment``. When
-    ``tenant`` is given, an id of another tenant raises CredentialNotFound.
+    ``tenant`` is given, an id of another tenant raises CredentialNotFound (and is audited as an
+    access denied). Every call leaves exactly one audit event with this object's actor, whatever
+    its outcome; changes commit together with their event.
     """
 
     def __init__(
-        self, store: CredentialStore, catalog: Catalog, resolver: Resolver, clock: Clock
+        self,
+        store: CredentialStore,
+        catalog: Catalog,
+        resolver: Resolver,
+        trail: AuditTrail,
+        access: Access,
+        registry: SecretRegistry,
     ) -> None:
         self._store = store
         self._catalog = catalog
         self._resolver = resolver
-        self._clock = clock
+        self._trail = trail
+        self._access = access
+        self._registry = registry
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -81,8 +96,12 @@ class Credentials:
             raise TypeError("a credential reference is an int id or a str handle")
         if isinstance(ref, int) or ref.isdigit():
             found = self._store.get(int(ref))
-            if found is None or (tenant is not None and found.tenant != tenant):
+            if found is None:
                 raise CredentialNotFound(ref, tenant)
+            if tenant is not None and found.tenant != tenant:
+                exc = CredentialNotFound(ref, tenant)
+                exc.foreign = True  # type: ignore[attr-defined]
+                raise exc
             return found
         found = self._store.find_handle(tenant or DEFAULT_TENANT, environment, ref)
         if found is None:
@@ -96,6 +115,12 @@ class Credentials:
         secret_value: str | None,
         problems: list[FieldProblem],
     ) -> dict[str, Any] | None:
+        # Everything received as a secret is masked in logs from now on, even if it is rejected.
+        if secret_value is not None:
+            self._registry.register(secret_value)
+        for value in (secret or {}).values():
+            if isinstance(value, str):
+                self._registry.register(value)
         if secret is not None and secret_value is not None:
             problems.append(FieldProblem("secret", "give either secret or secret_value, not both"))
             return None
@@ -106,6 +131,9 @@ class Credentials:
                 problems.extend(exc.problems)
                 return None
         return dict(secret or {})
+
+    def _failed(self, action: str, exc: FlowcredError, tenant: str | None, ref: Ref | None) -> None:
+        self._trail.failure(self._access, action, exc, tenant=tenant, ref=ref)
 
     # -- API -------------------------------------------------------------------------------
 
@@ -126,8 +154,42 @@ class Credentials:
 
         Raises InvalidCredential (with ``problems``), UnknownCredentialType, HandleConflict.
         """
-        ctype = self._catalog.get(type)
+        try:
+            return self._create(
+                name=name,
+                type_name=type,
+                tenant=tenant,
+                environment=environment,
+                handle=handle,
+                config=config,
+                secret=secret,
+                secret_value=secret_value,
+                expires_at=expires_at,
+            )
+        except FlowcredError as exc:
+            self._failed("created", exc, tenant, None)
+            raise
+
+    def _create(
+        self,
+        *,
+        name: str,
+        type_name: str,
+        tenant: str,
+        environment: str,
+        handle: str | None,
+        config: Mapping[str, Any] | None,
+        secret: Mapping[str, Any] | None,
+        secret_value: str | None,
+        expires_at: datetime | None,
+    ) -> Credential:
         problems: list[FieldProblem] = []
+        try:
+            ctype = self._catalog.get(type_name)
+        except UnknownCredentialType:
+            if secret_value is not None:
+                self._registry.register(secret_value)
+            raise
         if not isinstance(name, str) or not name.strip():
             problems.append(FieldProblem("name", "is required"))
         elif len(name) > 256:
@@ -152,6 +214,9 @@ class Credentials:
             problems.extend(exc.problems)
         if problems:
             raise InvalidCredential(problems, type_name=ctype.name)
+        hook, after = self._trail.on_write(
+            self._access, "created", lambda r: {"type": r.type, "handle": r.handle, "version": 1}
+        )
         record = self._store.create(
             tenant=tenant,
             environment=environment,
@@ -161,7 +226,9 @@ class Credentials:
             config=clean_config,
             secret=json.dumps(clean_secret).encode(),
             expires_at=expires_at,
+            on_write=hook,
         )
+        after()
         self._resolver.invalidate(record.id)
         return record
 
@@ -169,7 +236,30 @@ class Credentials:
         self, ref: Ref, *, tenant: str | None = None, environment: str = DEFAULT_ENVIRONMENT
     ) -> Credential:
         """Metadata of one credential (with the last-used time seen by this process)."""
-        found = self._find(ref, tenant, environment)
+        try:
+            found = self._with_last_used(self._find(ref, tenant, environment))
+        except FlowcredError as exc:
+            self._failed("viewed", exc, tenant, ref)
+            raise
+        self._trail.credential_read(self._access, "viewed", found, tenant=found.tenant)
+        return found
+
+    def describe(
+        self, ref: Ref, *, tenant: str | None = None, environment: str = DEFAULT_ENVIRONMENT
+    ) -> tuple[Credential, builtins.list[SecretVersion]]:
+        """Metadata and the kept versions in one call (one audit event)."""
+        try:
+            found = self._with_last_used(self._find(ref, tenant, environment))
+            versions = self._store.versions(found.id)
+        except FlowcredError as exc:
+            self._failed("viewed", exc, tenant, ref)
+            raise
+        self._trail.credential_read(
+            self._access, "viewed", found, tenant=found.tenant, details={"versions": True}
+        )
+        return found, versions
+
+    def _with_last_used(self, found: Credential) -> Credential:
         seen = self._resolver.last_used.snapshot().get(found.id)
         if seen is not None and (found.last_used_at is None or seen > found.last_used_at):
             return _replace_last_used(found, seen)
@@ -185,11 +275,47 @@ class Credentials:
         status: str | None = None,
         after_id: int | None = None,
         limit: int | None = None,
-    ) -> list[Credential]:
+    ) -> builtins.list[Credential]:
         """Credentials in id order; filters combine; ``after_id`` + ``limit`` paginate."""
-        type_names: list[str] | None = None
-        if type is not None:
-            type_names = [self._catalog.get(type).name]
+        try:
+            records = self._list(tenant, environment, type, family, status, after_id, limit)
+        except FlowcredError as exc:
+            self._failed("listed", exc, tenant, None)
+            raise
+        filters = {
+            k: v
+            for k, v in {
+                "environment": environment,
+                "type": type,
+                "family": family,
+                "status": status,
+            }.items()
+            if v is not None
+        }
+        self._trail.record(
+            self._access,
+            "credential",
+            "listed",
+            "success",
+            tenant=tenant,
+            resource_type="credential",
+            details={"count": len(records), **filters},
+        )
+        return records
+
+    def _list(
+        self,
+        tenant: str | None,
+        environment: str | None,
+        type_name: str | None,
+        family: str | None,
+        status: str | None,
+        after_id: int | None,
+        limit: int | None,
+    ) -> builtins.list[Credential]:
+        type_names: builtins.list[str] | None = None
+        if type_name is not None:
+            type_names = [self._catalog.get(type_name).name]
         if family is not None:
             in_family = [t.name for t in self._catalog.by_family(family)]  # type: ignore[arg-type]
             type_names = [t for t in (type_names or in_family) if t in in_family] or ["\x00none"]
@@ -216,23 +342,40 @@ class Credentials:
         expires_at: datetime | None = UNSET,
     ) -> Credential:
         """Change the name, non-secret config (merged; a ``None`` value removes a key) or expiry."""
-        found = self._find(ref, tenant, environment)
-        ctype = self._catalog.get(found.type)
-        new_config = None
-        if config is not None:
-            merged = dict(found.config)
-            for key, value in config.items():
-                if value is None:
-                    merged.pop(key, None)
-                else:
-                    merged[key] = value
-            with error_context(credential_id=found.id):
-                new_config = ctype.validate_config(merged)
-        if name is not None and not name.strip():
-            raise InvalidCredential([FieldProblem("name", "must not be empty")])
-        record = self._store.update(
-            found.id, name=name.strip() if name else None, config=new_config, expires_at=expires_at
-        )
+        try:
+            found = self._find(ref, tenant, environment)
+            ctype = self._catalog.get(found.type)
+            new_config = None
+            if config is not None:
+                merged = dict(found.config)
+                for key, value in config.items():
+                    if value is None:
+                        merged.pop(key, None)
+                    else:
+                        merged[key] = value
+                with error_context(credential_id=found.id):
+                    new_config = ctype.validate_config(merged)
+            if name is not None and not name.strip():
+                raise InvalidCredential([FieldProblem("name", "must not be empty")])
+            changed = sorted(
+                ([] if name is None else ["name"])
+                + ([] if config is None else [f"config.{k}" for k in config])
+                + ([] if expires_at is UNSET else ["expires_at"])
+            )
+            hook, after = self._trail.on_write(
+                self._access, "updated", lambda r: {"changed": changed}
+            )
+            record = self._store.update(
+                found.id,
+                name=name.strip() if name else None,
+                config=new_config,
+                expires_at=expires_at,
+                on_write=hook,
+            )
+        except FlowcredError as exc:
+            self._failed("updated", exc, tenant, ref)
+            raise
+        after()
         self._resolver.invalidate(found.id)
         return record
 
@@ -252,22 +395,35 @@ class Credentials:
         it, two concurrent rotations still never lose an update silently: the later one to commit
         gets VersionConflict.
         """
-        found = self._find(ref, tenant, environment)
-        ctype = self._catalog.get(found.type)
-        problems: list[FieldProblem] = []
-        payload = self._secret_payload(ctype, secret, secret_value, problems)
-        if payload is not None:
-            try:
-                payload = ctype.validate_secret(payload)
-            except InvalidCredential as exc:
-                problems.extend(exc.problems)
-        if problems:
-            raise InvalidCredential(problems, type_name=ctype.name)
-        expected = expected_version if expected_version is not None else found.current_version
-        with error_context(credential_id=found.id):
-            record = self._store.rotate(
-                found.id, json.dumps(payload).encode(), expected_version=expected
+        try:
+            found = self._find(ref, tenant, environment)
+            ctype = self._catalog.get(found.type)
+            problems: builtins.list[FieldProblem] = []
+            payload = self._secret_payload(ctype, secret, secret_value, problems)
+            if payload is not None:
+                try:
+                    payload = ctype.validate_secret(payload)
+                except InvalidCredential as exc:
+                    problems.extend(exc.problems)
+            if problems:
+                raise InvalidCredential(problems, type_name=ctype.name)
+            expected = expected_version if expected_version is not None else found.current_version
+            hook, after = self._trail.on_write(
+                self._access,
+                "rotated",
+                lambda r: {"from_version": expected, "version": r.current_version},
             )
+            with error_context(credential_id=found.id):
+                record = self._store.rotate(
+                    found.id,
+                    json.dumps(payload).encode(),
+                    expected_version=expected,
+                    on_write=hook,
+                )
+        except FlowcredError as exc:
+            self._failed("rotated", exc, tenant, ref)
+            raise
+        after()
         self._resolver.invalidate(found.id)
         return record
 
@@ -281,26 +437,46 @@ class Credentials:
         expected_version: int | None = None,
     ) -> Credential:
         """Make a kept older version current again."""
-        found = self._find(ref, tenant, environment)
-        expected = expected_version if expected_version is not None else found.current_version
-        record = self._store.rollback(found.id, version, expected_version=expected)
+        try:
+            found = self._find(ref, tenant, environment)
+            expected = expected_version if expected_version is not None else found.current_version
+            hook, after = self._trail.on_write(
+                self._access,
+                "rolled_back",
+                lambda r: {"from_version": expected, "version": r.current_version},
+            )
+            record = self._store.rollback(
+                found.id, version, expected_version=expected, on_write=hook
+            )
+        except FlowcredError as exc:
+            self._failed("rolled_back", exc, tenant, ref)
+            raise
+        after()
         self._resolver.invalidate(found.id)
         return record
 
     def delete(
         self, ref: Ref, *, tenant: str | None = None, environment: str = DEFAULT_ENVIRONMENT
-    ) -> None:
-        """Delete the credential and every stored version of its secret."""
-        found = self._find(ref, tenant, environment)
-        self._store.delete(found.id)
+    ) -> Credential:
+        """Delete the credential and every stored version of its secret; returns its last record."""
+        try:
+            found = self._find(ref, tenant, environment)
+            hook, after = self._trail.on_write(
+                self._access, "deleted", lambda r: {"type": r.type, "handle": r.handle}
+            )
+            record = self._store.delete(found.id, on_write=hook)
+        except FlowcredError as exc:
+            self._failed("deleted", exc, tenant, ref)
+            raise
+        after()
         self._resolver.invalidate(found.id)
+        return record
 
     def versions(
         self, ref: Ref, *, tenant: str | None = None, environment: str = DEFAULT_ENVIRONMENT
     ) -> builtins.list[SecretVersion]:
         """The kept versions of the secret, newest first (metadata only)."""
-        found = self._find(ref, tenant, environment)
-        return self._store.versions(found.id)
+        return self.describe(ref, tenant=tenant, environment=environment)[1]
 
 
 def _replace_last_used(record: Credential, when: datetime) -> Credential:
@@ -309,10 +485,32 @@ def _replace_last_used(record: Credential, when: datetime) -> Credential:
     return replace(record, last_used_at=when)
 
 
-class Broker:
-    """One open flowcred store: ``credentials`` to manage, ``provider()`` to resolve.
+class BrokerView:
+    """The broker as seen by one actor: every event it causes names that actor and source."""
 
-    Close it (or use it as a context manager) to flush last-used times and release connections.
+    def __init__(self, broker: Broker, access: Access) -> None:
+        self._broker = broker
+        self.access = access
+        self.credentials = Credentials(
+            broker._store, broker.catalog, broker._resolver, broker._trail, access, broker._registry
+        )
+
+    def provider(
+        self, tenant: str = DEFAULT_TENANT, environment: str = DEFAULT_ENVIRONMENT
+    ) -> CredentialProvider:
+        """A resolver bound to ``tenant`` (and ``environment`` for handle references)."""
+        return CredentialProvider(
+            self._broker._resolver, self._broker._trail, self.access, tenant, environment
+        )
+
+
+class Broker:
+    """One open flowcred store: ``credentials`` to manage, ``provider()`` to resolve, ``audit``.
+
+    Calls through the broker itself act as its default actor (the OS user unless ``open()`` was
+    given another); :meth:`acting_as` gives a view for another actor, as the HTTP API does per
+    request. Close it (or use it as a context manager) to flush last-used times, write the audit
+    checkpoint and release connections.
     """
 
     def __init__(
@@ -324,12 +522,14 @@ class Broker:
         catalog: Catalog,
         clock: Clock,
         registry: SecretRegistry,
+        actor: Actor | None = None,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
         self.clock = clock
         self.engine = engine
         self.key_source = key_source
+        self._registry = registry
         self._ring: KekRing = kek_versions.open_ring(engine, key_source, clock)
 
         def family_of(type_name: str) -> str:
@@ -356,7 +556,21 @@ class Broker:
             cache_ttl=settings.cache_ttl_seconds,
             last_used_interval=settings.last_used_flush_seconds,
         )
-        self.credentials = Credentials(self._store, catalog, self._resolver, clock)
+        checkpoint_path = settings.resolved_checkpoint_path
+        self._recorder = AuditRecorder(
+            engine,
+            ring=lambda: self._ring,
+            registry=registry,
+            clock=clock,
+            checkpoint=CheckpointWriter(
+                checkpoint_path, interval=settings.audit_checkpoint_seconds, clock=clock
+            ),
+        )
+        self._trail = AuditTrail(self._recorder, clock)
+        self.audit = AuditLog(engine, ring=lambda: self._ring, checkpoint_path=checkpoint_path)
+        self.access = Access(actor or Actor.os_user(), "local")
+        self._default_view = BrokerView(self, self.access)
+        self.credentials = self._default_view.credentials
         self._closed = False
 
     def __repr__(self) -> str:
@@ -368,25 +582,49 @@ class Broker:
         """The primary key-encryption-key version new secrets are sealed with."""
         return self._ring.primary_version
 
+    def acting_as(self, actor: Actor, source: str | None = None) -> BrokerView:
+        """A view whose operations are audited as ``actor`` from ``source`` (an address)."""
+        return BrokerView(self, Access(actor, source))
+
     def provider(
         self, tenant: str = DEFAULT_TENANT, environment: str = DEFAULT_ENVIRONMENT
     ) -> CredentialProvider:
         """A resolver bound to ``tenant`` (and ``environment`` for handle references)."""
-        return CredentialProvider(self._resolver, tenant, environment)
+        return self._default_view.provider(tenant, environment)
 
     def rotate_keys(
         self, *, progress: kek_versions.ProgressCallback | None = None
     ) -> kek_versions.RotationResult:
         """Add a KEK version and re-wrap every data key (or finish an interrupted rotation)."""
-        ring, result = kek_versions.rotate_kek(
-            self.engine,
-            self.key_source,
-            self.clock,
-            batch_size=self.settings.rewrap_batch_size,
-            progress=progress,
-        )
+        try:
+            ring, result = kek_versions.rotate_kek(
+                self.engine,
+                self.key_source,
+                self.clock,
+                batch_size=self.settings.rewrap_batch_size,
+                progress=progress,
+            )
+        except FlowcredError as exc:
+            self._trail.record(
+                self.access,
+                KEK,
+                "rotated",
+                "failure",
+                resource_type=KEK,
+                details={"error": type(exc).__name__, "message": str(exc)},
+            )
+            raise
         self._ring = ring
         self._resolver.clear()
+        self._trail.record(
+            self.access,
+            KEK,
+            "rotated",
+            "success",
+            resource_type=KEK,
+            resource_id=result.primary_version,
+            details={"rewrapped": result.rewrapped, "resumed": result.resumed},
+        )
         return result
 
     def pending_rewraps(self) -> int:
@@ -402,6 +640,7 @@ class Broker:
             return
         self._closed = True
         self._resolver.last_used.close()
+        self._recorder.close()
         self._reader.close()
         self.engine.dispose()
 
@@ -429,6 +668,7 @@ def open_broker(
     settings: FlowcredSettings | None = None,
     clock: Clock | None = None,
     catalog: Catalog | None = None,
+    actor: Actor | None = None,
 ) -> Broker:
     """Open (and on first use initialise) a flowcred store. See :func:`flowcred.open`."""
     if settings is None:
@@ -450,6 +690,7 @@ def open_broker(
             catalog=catalog or default_catalog(),
             clock=clock or SystemClock(),
             registry=registry,
+            actor=actor,
         )
     except BaseException:
         engine.dispose()

@@ -40,6 +40,9 @@ class FlowcredSettings(BaseSettings):
     last_used_flush_seconds: float = Field(default=10.0, gt=0)
     rewrap_batch_size: int = Field(default=500, ge=1, le=100_000)
 
+    audit_checkpoint_path: Path | None = None
+    audit_checkpoint_seconds: float = Field(default=10.0, ge=0)
+
     host: str = "127.0.0.1"
     port: int = Field(default=8700, ge=1, le=65535)
     log_level: str = "INFO"
@@ -72,6 +75,13 @@ class FlowcredSettings(BaseSettings):
     def resolved_key_file(self) -> Path:
         """Where the key file lives: ``key_file`` if set, else ``<home>/master.key``."""
         return self.key_file if self.key_file is not None else self.home / "master.key"
+
+    @property
+    def resolved_checkpoint_path(self) -> Path:
+        """Where the audit checkpoint lives: the setting, else ``<home>/audit.checkpoint``."""
+        if self.audit_checkpoint_path is not None:
+            return self.audit_checkpoint_path
+        return self.home / "audit.checkpoint"
 
     @property
     def resolved_database_url(self) -> str:

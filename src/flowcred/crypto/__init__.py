@@ -12,6 +12,7 @@ open_sealed(sealed.ciphertext, sealed.wrapped_key, ring=ring, aad=aad)  # b"s3cr
 ```
 """
 
+from flowcred.crypto.chain_mac import GENESIS, ChainMac, audit_mac, checkpoint_mac
 from flowcred.crypto.envelope import (
     FORMAT_VERSION,
     SealedSecret,
@@ -31,13 +32,17 @@ from flowcred.crypto.key_sources import (
 
 __all__ = [
     "FORMAT_VERSION",
+    "GENESIS",
+    "ChainMac",
     "EnvKeySource",
     "Kek",
     "KekRing",
     "KeyFileSource",
     "KeySource",
     "SealedSecret",
+    "audit_mac",
     "build_ring",
+    "checkpoint_mac",
     "fingerprint",
     "generate_key",
     "key_source_from_settings",

@@ -23,6 +23,8 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+from flowcred.audit.events import Access
+from flowcred.audit.trail import AuditTrail
 from flowcred.catalog import Catalog, CredentialType, place
 from flowcred.clock import Clock
 from flowcred.crypto import KekRing, open_sealed, secret_aad
@@ -155,7 +157,7 @@ class Resolver:
         entry = self._cache.get(cid)
         if entry is not None and entry[0] > mono:
             if entry[1] != tenant:
-                raise CredentialNotFound(ref, tenant)
+                raise _foreign(ref, tenant)
             material = entry[2]
         else:
             material = self._load(cid, ref, tenant)
@@ -167,15 +169,6 @@ class Resolver:
         self.last_used.touch(cid, now)
         return material
 
-    async def aresolve(self, ref: Ref, tenant: str, environment: str) -> CredentialMaterial:
-        cid_hit = self._cache.get(ref) if type(ref) is int else None
-        if cid_hit is not None and cid_hit[0] > self._clock.monotonic():
-            return self.resolve(ref, tenant, environment)
-        if self._reader.is_local:
-            # A local SQLite read takes microseconds; a thread hop would cost more than it saves.
-            return self.resolve(ref, tenant, environment)
-        return await asyncio.to_thread(self.resolve, ref, tenant, environment)
-
     def _ctype(self, name: str) -> CredentialType:
         ctype = self._types.get(name)
         if ctype is None:
@@ -184,8 +177,10 @@ class Resolver:
 
     def _load(self, cid: int, ref: Ref, tenant: str) -> CredentialMaterial:
         row = self._reader.fetchone(self._resolve_sql, (cid,))
-        if row is None or row[0] != tenant:
+        if row is None:
             raise CredentialNotFound(ref, tenant)
+        if row[0] != tenant:
+            raise _foreign(ref, tenant)
         _, _env, handle, type_name, config_json, status, expires_at, version, ct, wk = row
         if status == "expired":
             raise CredentialExpired(cid)
@@ -231,6 +226,14 @@ class Resolver:
         return ctype.secret_value_of(secret)
 
 
+def _foreign(ref: Ref, tenant: str) -> CredentialNotFound:
+    """The error for another tenant's credential: identical to an unknown one for the caller;
+    the flag only tells the audit trail to record an access denied."""
+    exc = CredentialNotFound(ref, tenant)
+    exc.foreign = True  # type: ignore[attr-defined]
+    return exc
+
+
 def _wrap(values: dict[str, str], register: Callable[[str], None]) -> MappingProxyType[str, Secret]:
     if not values:
         return _EMPTY
@@ -246,40 +249,72 @@ class CredentialProvider:
     """Resolves references for one tenant (and, for handles, one environment).
 
     A reference is an int credential id or a handle. Another tenant's id is answered exactly like
-    an unknown one: :class:`~flowcred.errors.CredentialNotFound`.
+    an unknown one: :class:`~flowcred.errors.CredentialNotFound`. Every call is audited with the
+    provider's actor and the given ``execution_id`` *before* any material is handed out: if the
+    event cannot be written, the call fails and returns nothing (fail closed).
 
     >>> provider = broker.provider(tenant="acme")                  # doctest: +SKIP
-    >>> provider.get_password(12)                                  # doctest: +SKIP
+    >>> provider.get_password(12, execution_id="run-42")           # doctest: +SKIP
     'xoxb-...'
     """
 
-    def __init__(self, resolver: Resolver, tenant: str, environment: str) -> None:
+    def __init__(
+        self,
+        resolver: Resolver,
+        trail: AuditTrail,
+        access: Access,
+        tenant: str,
+        environment: str,
+    ) -> None:
         self._resolver = resolver
+        self._trail = trail
+        self._access = access
         self.tenant = tenant
         self.environment = environment
 
     def __repr__(self) -> str:
         return f"CredentialProvider(tenant={self.tenant!r}, environment={self.environment!r})"
 
-    def resolve(self, ref: Ref) -> CredentialMaterial:
-        """Material for ``ref``. Raises CredentialNotFound, CredentialExpired, DecryptionFailed."""
-        return self._resolver.resolve(ref, self.tenant, self.environment)
+    def _material(self, ref: Ref, action: str, execution_id: str | None) -> CredentialMaterial:
+        try:
+            material = self._resolver.resolve(ref, self.tenant, self.environment)
+        except FlowcredError as exc:
+            self._trail.failure(
+                self._access, action, exc, tenant=self.tenant, ref=ref, execution_id=execution_id
+            )
+            raise
+        self._trail.credential_read(
+            self._access,
+            action,
+            material.credential_id,
+            tenant=self.tenant,
+            execution_id=execution_id,
+            details={"version": material.version},
+        )
+        return material
 
-    async def aresolve(self, ref: Ref) -> CredentialMaterial:
-        """Async twin of :meth:`resolve`."""
-        return await self._resolver.aresolve(ref, self.tenant, self.environment)
+    def resolve(self, ref: Ref, *, execution_id: str | None = None) -> CredentialMaterial:
+        """Material for ``ref``. Raises CredentialNotFound, CredentialExpired, DecryptionFailed,
+        AuditWriteFailed."""
+        return self._material(ref, "resolved", execution_id)
 
-    def get_password(self, credential_id: Ref) -> str:
+    async def aresolve(self, ref: Ref, *, execution_id: str | None = None) -> CredentialMaterial:
+        """Async twin of :meth:`resolve`; the blocking read and audit write run in a thread."""
+        return await asyncio.to_thread(self._material, ref, "resolved", execution_id)
+
+    def get_password(self, credential_id: Ref, *, execution_id: str | None = None) -> str:
         """The decrypted secret as Flow Studio stores it.
 
         Single-secret types give the one secret (a Slack ``xoxb-`` token, an SMTP password, the
         FCM service-account JSON text); composite types give their JSON object text
         (Twilio ``{"accountSid": ..., "authToken": ...}``).
         """
-        material = self._resolver.resolve(credential_id, self.tenant, self.environment)
+        material = self._material(credential_id, "password_read", execution_id)
         return self._resolver.secret_value(material)
 
-    async def aget_password(self, credential_id: Ref) -> str:
+    async def aget_password(self, credential_id: Ref, *, execution_id: str | None = None) -> str:
         """Async twin of :meth:`get_password`."""
-        material = await self._resolver.aresolve(credential_id, self.tenant, self.environment)
+        material = await asyncio.to_thread(
+            self._material, credential_id, "password_read", execution_id
+        )
         return self._resolver.secret_value(material)

@@ -40,6 +40,10 @@ from flowcred.store.tables import credentials, secret_versions
 # Marks "argument not given" where ``None`` is a meaningful value (clearing ``expires_at``).
 UNSET: Any = object()
 
+# Called inside a write transaction, after the change and before the commit, with the connection
+# and the resulting record: the audit trail appends its event here, so both commit together.
+OnWrite = Callable[[Any, Credential], None]
+
 
 def as_utc(value: datetime | str | None) -> datetime | None:
     """Normalise a datetime read from either driver (SQLite gives naive values or text) to UTC."""
@@ -222,6 +226,7 @@ class CredentialStore:
         config: Mapping[str, Any],
         secret: bytes,
         expires_at: datetime | None,
+        on_write: OnWrite | None = None,
     ) -> Credential:
         now = self._clock.now()
         ring = self._ring()
@@ -245,16 +250,18 @@ class CredentialStore:
                     .returning(credentials.c.id)
                 ).scalar_one()
                 self._insert_version(conn, ring, tenant, new_id, 1, secret, now)
-                row = (
-                    conn.execute(select(credentials).where(credentials.c.id == new_id))
-                    .mappings()
-                    .one()
-                )
+                record = self._fresh(conn, new_id)
+                if on_write is not None:
+                    on_write(conn, record)
         except IntegrityError:
             raise HandleConflict(handle, tenant, environment) from None
         except DBAPIError as exc:
             raise translate_db_error(exc, "creating a credential") from None
-        return self._record(row)
+        return record
+
+    def _fresh(self, conn: Any, credential_id: int) -> Credential:
+        row = conn.execute(select(credentials).where(credentials.c.id == credential_id)).mappings()
+        return self._record(row.one())
 
     def _insert_version(
         self,
@@ -302,7 +309,12 @@ class CredentialStore:
             raise VersionConflict(credential_id, seen_version, None)
 
     def rotate(
-        self, credential_id: int, secret: bytes, *, expected_version: int | None = None
+        self,
+        credential_id: int,
+        secret: bytes,
+        *,
+        expected_version: int | None = None,
+        on_write: OnWrite | None = None,
     ) -> Credential:
         """Store ``secret`` as a new version and make it current; prune beyond the retention.
 
@@ -327,17 +339,15 @@ class CredentialStore:
                 )
                 self._move_current(conn, credential_id, current, new_version, now)
                 self._prune(conn, credential_id, new_version)
-                fresh = (
-                    conn.execute(select(credentials).where(credentials.c.id == credential_id))
-                    .mappings()
-                    .one()
-                )
+                record = self._fresh(conn, credential_id)
+                if on_write is not None:
+                    on_write(conn, record)
         except IntegrityError:
             # Another rotation from the same version inserted the same version number first.
             raise VersionConflict(credential_id, expected_version, None) from None
         except DBAPIError as exc:
             raise translate_db_error(exc, "rotating a credential") from None
-        return self._record(fresh)
+        return record
 
     def _prune(self, conn: Any, credential_id: int, current: int) -> None:
         keep = (
@@ -357,7 +367,12 @@ class CredentialStore:
         )
 
     def rollback(
-        self, credential_id: int, version: int, *, expected_version: int | None = None
+        self,
+        credential_id: int,
+        version: int,
+        *,
+        expected_version: int | None = None,
+        on_write: OnWrite | None = None,
     ) -> Credential:
         """Make a kept older version current again (no re-encryption: it is bound to its number)."""
         now = self._clock.now()
@@ -384,14 +399,12 @@ class CredentialStore:
                         ]
                     )
                 self._move_current(conn, credential_id, current, version, now)
-                fresh = (
-                    conn.execute(select(credentials).where(credentials.c.id == credential_id))
-                    .mappings()
-                    .one()
-                )
+                record = self._fresh(conn, credential_id)
+                if on_write is not None:
+                    on_write(conn, record)
         except DBAPIError as exc:
             raise translate_db_error(exc, "rolling back a credential") from None
-        return self._record(fresh)
+        return record
 
     def update(
         self,
@@ -401,6 +414,7 @@ class CredentialStore:
         config: Mapping[str, Any] | None = None,
         expires_at: datetime | None = UNSET,
         status: CredentialStatus | None = None,
+        on_write: OnWrite | None = None,
     ) -> Credential:
         """Change metadata only; the secret and its versions are untouched."""
         values: dict[str, Any] = {"updated_at": self._clock.now()}
@@ -419,26 +433,34 @@ class CredentialStore:
                 )
                 if result.rowcount != 1:
                     raise CredentialNotFound(credential_id)
-                fresh = (
-                    conn.execute(select(credentials).where(credentials.c.id == credential_id))
-                    .mappings()
-                    .one()
-                )
+                record = self._fresh(conn, credential_id)
+                if on_write is not None:
+                    on_write(conn, record)
         except DBAPIError as exc:
             raise translate_db_error(exc, "updating a credential") from None
-        return self._record(fresh)
+        return record
 
-    def delete(self, credential_id: int) -> None:
+    def delete(self, credential_id: int, *, on_write: OnWrite | None = None) -> Credential:
+        """Delete the row and every version; returns the record as it was."""
         try:
             with write_transaction(self._engine) as conn:
+                record = self._fresh_or_missing(conn, credential_id)
                 conn.execute(
                     delete(secret_versions).where(secret_versions.c.credential_id == credential_id)
                 )
-                result = conn.execute(delete(credentials).where(credentials.c.id == credential_id))
-                if result.rowcount != 1:
-                    raise CredentialNotFound(credential_id)
+                conn.execute(delete(credentials).where(credentials.c.id == credential_id))
+                if on_write is not None:
+                    on_write(conn, record)
         except DBAPIError as exc:
             raise translate_db_error(exc, "deleting a credential") from None
+        return record
+
+    def _fresh_or_missing(self, conn: Any, credential_id: int) -> Credential:
+        row = conn.execute(select(credentials).where(credentials.c.id == credential_id)).mappings()
+        found = row.first()
+        if found is None:
+            raise CredentialNotFound(credential_id)
+        return self._record(found)
 
     def record_last_used(self, seen: Mapping[int, datetime]) -> None:
         """Persist last-used times collected in memory; only ever moves a time forward."""

@@ -110,6 +110,23 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
+def connect_raw(engine: Engine) -> Any:
+    """A new raw driver connection in autocommit mode (transactions are begun explicitly)."""
+    cargs, cparams = engine.dialect.create_connect_args(engine.url)
+    conn = engine.dialect.connect(*cargs, **cparams)
+    if is_sqlite(engine):
+        conn.isolation_level = None
+        _sqlite_pragmas(conn)
+    else:
+        conn.autocommit = True
+    return conn
+
+
+def translate_placeholders(engine: Engine, sql: str) -> str:
+    """``?`` placeholders to the driver's style (``%s`` for psycopg)."""
+    return sql.replace("?", "%s") if engine.dialect.paramstyle in ("format", "pyformat") else sql
+
+
 class HotReader:
     """Per-thread raw driver connections for the single-row reads of the resolve path.
 
@@ -133,13 +150,7 @@ class HotReader:
         return text.replace("?", "%s") if self._format_style else text
 
     def _connect(self) -> Any:
-        cargs, cparams = self._engine.dialect.create_connect_args(self._engine.url)
-        conn = self._engine.dialect.connect(*cargs, **cparams)
-        if self._sqlite:
-            conn.isolation_level = None
-            _sqlite_pragmas(conn)
-        else:
-            conn.autocommit = True
+        conn = connect_raw(self._engine)
         with self._lock:
             self._all.append(conn)
         self._local.conn = conn

@@ -11,6 +11,7 @@ key) and ``secret_versions.wrapped_key`` (that data key, wrapped by the key-encr
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     ForeignKey,
@@ -75,3 +76,16 @@ secret_versions = Table(
     PrimaryKeyConstraint("credential_id", "version", name="pk_secret_versions"),
 )
 Index("ix_secret_versions_kek_version", secret_versions.c.kek_version)
+
+# The audit chain. ``body`` is the event's canonical JSON and the only place its fields live, so
+# nothing queryable escapes the MAC; ``id`` is assigned consecutively by the appender (no
+# autoincrement), which makes a deleted row a visible gap.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("key_version", Integer, nullable=False),
+    Column("prev_hash", LargeBinary, nullable=False),
+    Column("hash", LargeBinary, nullable=False),
+    Column("body", Text, nullable=False),
+)

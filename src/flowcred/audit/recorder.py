@@ -1,0 +1,276 @@
+"""Appending to the audit chain: one linear chain, durable before the caller goes on.
+
+Two ways in:
+
+* :meth:`AuditRecorder.append_in` writes an event inside a transaction the caller already holds
+  (credential changes), so the change and its event commit together or not at all.
+* :meth:`AuditRecorder.record` is for reads (resolve, get_password, views): the caller waits until
+  its event is durable. Throughput comes from *group commit*: while one thread (the leader) commits
+  a batch, others queue their events; when the leader's own batch is durable it hands leadership
+  to the first waiting thread, whose batch holds everything queued meanwhile. Nobody returns before
+  their event is committed, and one commit serves many events.
+
+Appends are serialised by the database: SQLite's write lock (``BEGIN IMMEDIATE``), or a PostgreSQL
+transaction-scoped advisory lock, so any number of threads and processes build one chain. Each
+append reads the last id and hash under that lock and continues from them.
+
+Fail closed: if the write fails, every caller in the batch gets :class:`AuditWriteFailed` and the
+operation that wanted the event must not proceed (resolve hands out no material).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from flowcred.audit.checkpoint import CheckpointWriter
+from flowcred.audit.events import PendingEvent, canonical_body
+from flowcred.clock import Clock
+from flowcred.crypto import GENESIS, ChainMac, KekRing, audit_mac
+from flowcred.errors import FlowcredError
+from flowcred.redaction import SecretRegistry
+from flowcred.store.engine import connect_raw, is_sqlite, translate_placeholders
+
+# Any constant works; it only has to be the same in every process sharing the database.
+ADVISORY_LOCK_KEY = 0x666C6F7763726564  # "flowcred"
+WAIT_SECONDS = 60.0
+
+_FREE_FORM = ("source", "tenant", "resource_id", "execution_id")
+_LAST_SQL = "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1"
+_INSERT_SQL = (
+    "INSERT INTO audit_events (id, key_version, prev_hash, hash, body) VALUES (?, ?, ?, ?, ?)"
+)
+
+
+class AuditWriteFailed(FlowcredError):
+    """Raised when an audit event could not be made durable; the operation must not proceed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """Where an event landed on the chain."""
+
+    id: int
+    hash: bytes
+
+
+class _Slot:
+    __slots__ = ("done", "error", "event", "leader", "result")
+
+    def __init__(self, event: PendingEvent) -> None:
+        self.event = event
+        # Only a thread that has to wait gets an Event; the leader never waits on its own slot.
+        self.done: threading.Event | None = None
+        self.leader = False
+        self.result: Appended | None = None
+        self.error: BaseException | None = None
+
+
+class AuditRecorder:
+    """Builds event bodies (redacted), chains them and appends them durably."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        ring: Callable[[], KekRing],
+        registry: SecretRegistry,
+        clock: Clock,
+        checkpoint: CheckpointWriter | None = None,
+    ) -> None:
+        self._engine = engine
+        self._ring = ring
+        self._registry = registry
+        self._clock = clock
+        self._checkpoint = checkpoint
+        self._postgres = not is_sqlite(engine)
+        self._last_sql = translate_placeholders(engine, _LAST_SQL)
+        self._insert_sql = translate_placeholders(engine, _INSERT_SQL)
+        self._macs: dict[tuple[int, int], ChainMac] = {}
+        self._lock = threading.Lock()
+        self._pending: list[_Slot] = []
+        self._flushing = False
+        self._conn: Any = None
+        self._closed = False
+
+    # -- building ----------------------------------------------------------------------------
+
+    def body(self, event: PendingEvent) -> str:
+        """The event's canonical JSON with every free-form string passed through redaction.
+
+        Event type, action, result, resource type and time come from flowcred's own vocabulary
+        and formats; everything a caller or user supplied (actor, source, tenant, ids, details)
+        is redacted, so a registered secret that reached an event is stored as ``***``.
+        """
+        fields = event.to_dict()
+        redact = self._registry.redact
+        for key in _FREE_FORM:
+            value = fields[key]
+            if isinstance(value, str):
+                fields[key] = redact(value)
+        fields["actor"] = {k: redact(v) for k, v in fields["actor"].items()}
+        if fields["details"]:
+            fields["details"] = _redacted(fields["details"], redact)
+        return canonical_body(fields)
+
+    def _mac(self) -> tuple[int, ChainMac]:
+        ring = self._ring()
+        version = ring.primary_version
+        key = (id(ring), version)
+        mac = self._macs.get(key)
+        if mac is None:
+            mac = self._macs[key] = audit_mac(ring, version)
+        return version, mac
+
+    def _chain(
+        self, last: tuple[int, bytes] | None, bodies: Sequence[str]
+    ) -> tuple[list[tuple[int, int, bytes, bytes, str]], list[Appended]]:
+        version, mac = self._mac()
+        last_id, previous = last if last is not None else (0, GENESIS)
+        rows = []
+        appended = []
+        for body in bodies:
+            last_id += 1
+            digest = mac.mac(previous, body.encode())
+            rows.append((last_id, version, previous, digest, body))
+            appended.append(Appended(last_id, digest))
+            previous = digest
+        return rows, appended
+
+    # -- inside a caller's transaction --------------------------------------------------------
+
+    def append_in(self, conn: Any, event: PendingEvent) -> Appended:
+        """Append ``event`` in the caller's open write transaction (a SQLAlchemy Connection).
+
+        The caller's commit makes it durable; its rollback removes it with the change.
+        """
+        if self._postgres:
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})")
+        row = conn.exec_driver_sql(self._last_sql).first()
+        last = (int(row[0]), bytes(row[1])) if row is not None else None
+        rows, appended = self._chain(last, [self.body(event)])
+        conn.exec_driver_sql(self._insert_sql, rows[0])
+        return appended[0]
+
+    def committed(self, appended: Appended) -> None:
+        """Tell the recorder an :meth:`append_in` event was committed (for the checkpoint)."""
+        if self._checkpoint is not None:
+            self._checkpoint.note(appended.id, appended.hash, self._ring())
+
+    # -- group commit --------------------------------------------------------------------------
+
+    def record(self, event: PendingEvent) -> Appended:
+        """Append ``event`` and return once it is durable. Raises AuditWriteFailed otherwise."""
+        if self._closed:
+            raise AuditWriteFailed("audit recorder is closed")
+        slot = _Slot(event)
+        with self._lock:
+            self._pending.append(slot)
+            if not self._flushing:
+                self._flushing = True
+                slot.leader = True
+            else:
+                slot.done = threading.Event()
+        if slot.done is not None:
+            if not slot.done.wait(WAIT_SECONDS):
+                raise AuditWriteFailed("timed out waiting for the audit log")
+        if slot.leader:
+            self._lead(slot)
+        if slot.error is not None:
+            raise slot.error
+        assert slot.result is not None
+        return slot.result
+
+    def _lead(self, own: _Slot) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        try:
+            self._flush(batch)
+        finally:
+            with self._lock:
+                if self._pending:
+                    successor = self._pending[0]
+                    successor.leader = True
+                    assert successor.done is not None
+                    successor.done.set()
+                else:
+                    self._flushing = False
+
+    def _flush(self, batch: list[_Slot]) -> None:
+        error: BaseException | None = None
+        appended: list[Appended] = []
+        try:
+            bodies = [self.body(slot.event) for slot in batch]
+            appended = self._write(bodies)
+        except FlowcredError as exc:
+            error = exc
+        except Exception as exc:
+            error = AuditWriteFailed(f"audit write failed ({type(exc).__name__})")
+            self._reset_connection()
+        results: list[Appended | None] = list(appended) if appended else [None] * len(batch)
+        for slot, result in zip(batch, results, strict=True):
+            slot.result = result
+            slot.error = error
+            if slot.done is not None:
+                slot.done.set()
+        if error is None and appended and self._checkpoint is not None:
+            last = appended[-1]
+            self._checkpoint.note(last.id, last.hash, self._ring())
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            self._conn = connect_raw(self._engine)
+        return self._conn
+
+    def _reset_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass  # The connection is already broken; dropping it is all that is left.
+
+    def _write(self, bodies: Sequence[str]) -> list[Appended]:
+        conn = self._connection()
+        if self._postgres:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})")
+                cur.execute(self._last_sql)
+                row = cur.fetchone()
+                last = (int(row[0]), bytes(row[1])) if row is not None else None
+                rows, appended = self._chain(last, bodies)
+                cur.executemany(self._insert_sql, rows)
+            return appended
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(self._last_sql).fetchone()
+            last = (int(row[0]), bytes(row[1])) if row is not None else None
+            rows, appended = self._chain(last, bodies)
+            conn.executemany(self._insert_sql, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return appended
+
+    def close(self) -> None:
+        """Write the final checkpoint and release the connection."""
+        self._closed = True
+        if self._checkpoint is not None:
+            self._checkpoint.flush(self._ring())
+        self._reset_connection()
+
+
+def _redacted(value: Any, redact: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {str(k): _redacted(v, redact) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v, redact) for v in value]
+    return value
