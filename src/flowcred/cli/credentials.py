@@ -160,8 +160,7 @@ def show(
 ) -> None:
     """Show one credential's metadata and kept versions (never the secret)."""
     with open_cli_broker() as broker:
-        record = broker.credentials.get(ref, tenant=tenant, environment=env)
-        versions = broker.credentials.versions(record.id)
+        record, versions = broker.credentials.describe(ref, tenant=tenant, environment=env)
     if as_json:
         show_record(record, as_json=True, extra={"versions": [v.to_dict() for v in versions]})
         return
@@ -187,15 +186,16 @@ def rotate(
     as_json: JsonOpt = False,
 ) -> None:
     """Store a new secret version; the id and handle stay the same."""
+    secret_value = read_secret(
+        from_stdin=secret_stdin, from_file=secret_file, prompt=f"new secret for {ref}: "
+    )
     with open_cli_broker() as broker:
-        record = broker.credentials.get(ref, tenant=tenant, environment=env)
-        secret_value = read_secret(
-            from_stdin=secret_stdin,
-            from_file=secret_file,
-            prompt=f"new secret for {record.handle}: ",
-        )
         record = broker.credentials.rotate(
-            record.id, secret_value=secret_value, expected_version=expected_version
+            ref,
+            tenant=tenant,
+            environment=env,
+            secret_value=secret_value,
+            expected_version=expected_version,
         )
     if as_json:
         show_record(record, as_json=True)
@@ -230,10 +230,11 @@ def delete(
 ) -> None:
     """Delete a credential and every kept version of its secret."""
     with open_cli_broker() as broker:
-        record = broker.credentials.get(ref, tenant=tenant, environment=env)
-        if not yes and not typer.confirm(f"delete credential {record.id} ({record.handle})?"):
-            raise typer.Exit(1)
-        broker.credentials.delete(record.id)
+        if not yes:
+            shown = broker.credentials.get(ref, tenant=tenant, environment=env)
+            if not typer.confirm(f"delete credential {shown.id} ({shown.handle})?"):
+                raise typer.Exit(1)
+        record = broker.credentials.delete(ref, tenant=tenant, environment=env)
     if as_json:
         print_json({"deleted": record.id})
     else:

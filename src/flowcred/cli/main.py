@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from flowcred.cli import credentials, keys
+from flowcred.cli import audit, credentials, keys
 from flowcred.cli.output import console, err_console
 from flowcred.cli.resolve import resolve
 from flowcred.cli.session import open_cli_broker
@@ -52,6 +52,7 @@ app = typer.Typer(
 )
 app.add_typer(credentials.app, name="credentials")
 app.add_typer(keys.app, name="keys")
+app.add_typer(audit.app, name="audit")
 app.command("resolve")(resolve)
 app.command("types")(types)
 
