@@ -35,6 +35,7 @@ format: install
 
 bench: install
 	$(BIN)/python bench/resolve.py
+	$(BIN)/python bench/audit.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -129,16 +129,18 @@ def resolve_figures(tmp: Path) -> tuple[float, float]:
     settings = load_settings(home=tmp / "resolve", cache_ttl_seconds=0)
     broker = open_broker(settings=settings)
     ids = bulk_create(broker, N_CREDS)
-    provider = broker.provider(tenant="bench")
-    uncached = best_per_call(lambda i: provider.resolve(ids[i % N_CREDS]), 20_000)
+    # The material path on its own (cache + read + decrypt + placement); the audit write that
+    # provider.resolve adds is measured by bench/audit.py against its own floors.
+    resolve = broker._resolver.resolve
+    uncached = best_per_call(lambda i: resolve(ids[i % N_CREDS], "bench", "default"), 20_000)
     broker.close()
 
     settings = load_settings(home=tmp / "resolve", cache_ttl_seconds=3600)
     broker = open_broker(settings=settings)
-    provider = broker.provider(tenant="bench")
+    resolve = broker._resolver.resolve
     for cid in ids:
-        provider.resolve(cid)
-    cached = best_per_call(lambda i: provider.resolve(ids[i % N_CREDS]), 100_000)
+        resolve(cid, "bench", "default")
+    cached = best_per_call(lambda i: resolve(ids[i % N_CREDS], "bench", "default"), 100_000)
     broker.close()
     return uncached, cached
 
@@ -151,8 +153,7 @@ def rotate_figure(tmp: Path) -> float:
     result = broker.rotate_keys()
     elapsed = time.perf_counter() - start
     assert result.rewrapped == N_ROTATE, result
-    provider = broker.provider(tenant="bench")
-    assert provider.get_password(1) == PAYLOAD["api_key"]
+    assert broker.provider(tenant="bench").get_password(1) == PAYLOAD["api_key"]
     broker.close()
     return N_ROTATE / elapsed
 
@@ -171,7 +172,7 @@ def main() -> int:
         rotate_rate = rotate_figure(tmp)
 
     us = 1e6
-    print("resolve path (SQLite, one process, best of 5 rounds)")
+    print("resolve material path (SQLite, one process, best of 5 rounds; audit in bench/audit.py)")
     print(f"  raw floor (SELECT + unwrap + open + json.loads) {floor * us:8.2f} µs/op")
     print(
         f"  Fernet-per-call baseline                       {fernet * us:8.2f} µs/op"
