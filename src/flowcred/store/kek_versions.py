@@ -19,16 +19,35 @@ stays in the ring until the next run finishes the job. Secret ciphertexts are ne
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from flowcred.clock import Clock
-from flowcred.crypto import KekRing, KeySource, build_ring, fingerprint, rewrap_key, secret_aad
-from flowcred.errors import ConfigurationError, KeyUnavailable
-from flowcred.store.engine import read_connection, translate_db_error, write_transaction
+from flowcred.crypto import (
+    KekRing,
+    KeyFileSource,
+    KeySource,
+    build_ring,
+    fingerprint,
+    generate_key,
+    rewrap_key,
+    secret_aad,
+)
+from flowcred.errors import ConfigurationError, ConflictError, KeyUnavailable
+from flowcred.store.engine import (
+    connect_raw,
+    is_sqlite,
+    read_connection,
+    translate_db_error,
+    write_transaction,
+)
 from flowcred.store.tables import credentials, kek_versions, secret_versions
 
 ProgressCallback = Callable[[int, int], None]
@@ -127,8 +146,65 @@ def rotate_kek(
 
     Returns the new ring and what was done. Safe to interrupt at any point and run again.
     """
-    from flowcred.crypto import generate_key
+    with rotation_lock(engine):
+        return _rotate_locked(engine, source, clock, batch_size=batch_size, progress=progress)
 
+
+# Any constant works; it only has to be the same in every process sharing the database.
+ROTATION_LOCK_KEY = 0x666C6F776B656B73  # "flowkeks"
+
+
+@contextmanager
+def rotation_lock(engine: Engine) -> Iterator[None]:
+    """Hold the one key-rotation lock of this database, or fail at once if another run has it.
+
+    Two rotations at once would each read the key file, add their key and write it back, and the
+    slower one would drop the faster one's key: every secret re-wrapped under it would become
+    unreadable. PostgreSQL uses a session advisory lock; SQLite an flock'd file beside the
+    database (the database is local, so a file lock reaches every process using it).
+    """
+    busy = ConflictError(
+        "another 'flowcred keys rotate' is running on this database; wait for it to finish"
+    )
+    if is_sqlite(engine):
+        database = engine.url.database or "flowcred.db"
+        path = Path(f"{database}.keys-rotate.lock")
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise busy from None
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+        return
+    conn = connect_raw(engine)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT pg_try_advisory_lock({ROTATION_LOCK_KEY})")
+            if not cur.fetchone()[0]:
+                raise busy
+        try:
+            yield
+        finally:
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT pg_advisory_unlock({ROTATION_LOCK_KEY})")
+    finally:
+        conn.close()
+
+
+def _rotate_locked(
+    engine: Engine,
+    source: KeySource,
+    clock: Clock,
+    *,
+    batch_size: int,
+    progress: ProgressCallback | None,
+) -> tuple[KekRing, RotationResult]:
     registered = registered_versions(engine)
     if not registered:
         raise ConfigurationError("the database has no key yet; run 'flowcred init' first")
@@ -139,7 +215,9 @@ def rotate_kek(
     resumed = False
     if unregistered:
         # A key persisted by an interrupted run (or prepended to FLOWCRED_MASTER_KEY): use it.
+        # Only flowcred itself writes keys into a key file, so there it means a resumed run.
         new_key = unregistered[0]
+        resumed = isinstance(source, KeyFileSource)
         primary = _register(engine, new_key, clock)
     elif pending_rewraps(engine, primary) > 0:
         resumed = True
