@@ -20,18 +20,20 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
 from flowcred.audit import Access, Actor, AuditLog, AuditRecorder
-from flowcred.audit.checkpoint import CheckpointWriter
-from flowcred.audit.events import KEK
+from flowcred.audit.checkpoint import CheckpointWriter, read_checkpoint
+from flowcred.audit.events import KEK, Result
 from flowcred.audit.trail import AuditTrail
 from flowcred.catalog import Catalog, CredentialType, default_catalog
 from flowcred.clock import Clock, SystemClock
 from flowcred.crypto import KekRing, KeySource, key_source_from_settings
 from flowcred.errors import (
+    ConfigurationError,
     CredentialNotFound,
     FieldProblem,
     FlowcredError,
@@ -566,12 +568,23 @@ class Broker:
                 checkpoint_path, interval=settings.audit_checkpoint_seconds, clock=clock
             ),
         )
+        self._seed_known_position(checkpoint_path)
         self._trail = AuditTrail(self._recorder, clock)
         self.audit = AuditLog(engine, ring=lambda: self._ring, checkpoint_path=checkpoint_path)
         self.access = Access(actor or Actor.os_user(), "local")
         self._default_view = BrokerView(self, self.access)
         self.credentials = self._default_view.credentials
         self._closed = False
+
+    def _seed_known_position(self, checkpoint_path: Path) -> None:
+        """Start from the checkpoint's position, so a chain cut while no process ran is not
+        silently extended. An unreadable checkpoint does not stop start-up; verify reports it."""
+        try:
+            checkpoint = read_checkpoint(checkpoint_path, self._ring)
+        except ConfigurationError:
+            return
+        if checkpoint is not None and checkpoint.last_id > 0:
+            self._recorder.know(checkpoint.last_id, checkpoint.hash)
 
     def __repr__(self) -> str:
         backend = "sqlite" if self.settings.is_embedded else self.engine.dialect.name
@@ -626,6 +639,27 @@ class Broker:
             details={"rewrapped": result.rewrapped, "resumed": result.resumed},
         )
         return result
+
+    def audit_denial(
+        self, access: Access, event_type: str, action: str, *, details: Mapping[str, Any]
+    ) -> None:
+        """Record a refused request (bad key, wrong role) that never reached a credential."""
+        self._trail.record(access, event_type, action, "denied", details=details)
+
+    def audit_event(
+        self, access: Access, event_type: str, action: str, result: Result, **fields: Any
+    ) -> None:
+        """Record an event of another subsystem (API keys, bindings) on the same chain."""
+        self._trail.record(access, event_type, action, result, **fields)
+
+    def record_for(self, credential_id: int) -> Credential | None:
+        """The credential's record, not audited: for routing a request, never for answering."""
+        return self._store.get(credential_id)
+
+    def tenant_of(self, credential_id: int) -> str | None:
+        """The tenant owning ``credential_id`` (not audited: for routing a request only)."""
+        found = self._store.get(credential_id)
+        return found.tenant if found is not None else None
 
     def pending_rewraps(self) -> int:
         """Data keys not yet under the primary KEK (non-zero after an interrupted rotation)."""

@@ -43,9 +43,22 @@ class FlowcredSettings(BaseSettings):
     audit_checkpoint_path: Path | None = None
     audit_checkpoint_seconds: float = Field(default=10.0, ge=0)
 
+    cors_origins: list[str] = Field(default_factory=list)
+    require_https: bool = False
+    trusted_proxies: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
     host: str = "127.0.0.1"
     port: int = Field(default=8700, ge=1, le=65535)
     log_level: str = "INFO"
+
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        # Accept "a,b" as well as a JSON list from the environment.
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("master_key")
     @classmethod

@@ -104,18 +104,14 @@ def verify_rows(
     expected = 1
     previous = GENESIS
     macs: dict[int, Callable[[bytes, bytes], bytes] | None] = {}
-    use_checkpoint = (
-        checkpoint is not None
-        and checkpoint.last_id > 0
-        and (up_to is None or checkpoint.last_id <= up_to)
-    )
+    use_checkpoint = checkpoint is not None and checkpoint.last_id > 0
     pinned = checkpoint.last_id if checkpoint is not None and use_checkpoint else -1
     pinned_hash: bytes | None = None
     rows = _flatten(batches, progress)
     for row in rows:
-        event_id, key_version, prev_hash, digest, body = row
-        if up_to is not None and event_id > up_to:
+        if up_to is not None and expected > up_to:
             break
+        event_id, key_version, prev_hash, digest, body = row
         if event_id != expected:
             _fail("missing" if event_id > expected else "duplicated", expected, expected - 1)
         mac = macs.get(key_version, _UNSET)
@@ -136,9 +132,13 @@ def verify_rows(
         _fail("duplicated" if duplicate else "reordered", event_id, expected - 1)
     checked = expected - 1
     if checkpoint is not None and use_checkpoint:
-        if checked < checkpoint.last_id:
+        # The checkpoint proves the chain reached its id, so any range up to there must be full.
+        reach = checkpoint.last_id if up_to is None else min(up_to, checkpoint.last_id)
+        if checked < reach:
             _fail("truncated", checked + 1, checked)
-        if pinned_hash is None or not same(pinned_hash, checkpoint.hash):
+        if checked >= checkpoint.last_id and (
+            pinned_hash is None or not same(pinned_hash, checkpoint.hash)
+        ):
             # The event the checkpoint pins is authentic but not the one that was there: the
             # tail was cut and the chain grew again from the cut.
             _fail("truncated", checkpoint.last_id, checkpoint.last_id - 1)

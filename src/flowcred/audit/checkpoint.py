@@ -22,7 +22,7 @@ from flowcred.audit.events import format_time
 from flowcred.clock import Clock
 from flowcred.crypto import GENESIS, KekRing, checkpoint_mac
 from flowcred.crypto.chain_mac import same
-from flowcred.errors import ConfigurationError
+from flowcred.errors import ConfigurationError, KeyUnavailable
 
 FORMAT = "flowcred-audit-checkpoint/1"
 
@@ -96,7 +96,13 @@ def read_checkpoint(path: Path, ring: KekRing) -> Checkpoint | None:
         mac = bytes.fromhex(data["mac"])
     except (ValueError, KeyError, TypeError):
         raise ConfigurationError(f"audit checkpoint {path} is not a flowcred checkpoint") from None
-    expected = checkpoint_mac(ring, version).mac(GENESIS, _message(last_id, digest))
+    try:
+        expected = checkpoint_mac(ring, version).mac(GENESIS, _message(last_id, digest))
+    except KeyUnavailable:
+        raise ConfigurationError(
+            f"audit checkpoint {path} names key version {version}, which is not loaded "
+            "(forged or damaged)"
+        ) from None
     if not same(expected, mac):
         raise ConfigurationError(f"audit checkpoint {path} failed its integrity check")
     return Checkpoint(last_id=last_id, hash=digest)

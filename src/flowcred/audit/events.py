@@ -25,7 +25,7 @@ Result = Literal["success", "failure", "denied"]
 CREDENTIAL: Final = "credential"
 KEK: Final = "kek"
 TOKEN: Final = "token"  # later: refreshed, refresh_failed, authorized
-API_KEY: Final = "api_key"  # later: created, revoked, authentication_failed
+API_KEY: Final = "api_key"  # created, revoked, rotated, authentication_failed, access_denied
 FLOW: Final = "flow"  # later: validated, bindings_registered
 
 ACTIONS: Final[Mapping[str, frozenset[str]]] = {
@@ -46,7 +46,7 @@ ACTIONS: Final[Mapping[str, frozenset[str]]] = {
     ),
     KEK: frozenset({"rotated"}),
     TOKEN: frozenset({"refreshed", "refresh_failed", "authorized"}),
-    API_KEY: frozenset({"created", "revoked", "authentication_failed"}),
+    API_KEY: frozenset({"created", "revoked", "rotated", "authentication_failed", "access_denied"}),
     FLOW: frozenset({"validated", "bindings_registered"}),
 }
 

@@ -234,8 +234,9 @@ class AuditLog:
         sql = "SELECT id, key_version, prev_hash, hash, body FROM audit_events"
         params: tuple[Any, ...] = ()
         if up_to is not None:
+            # One row past the limit tells a deleted or forged last event from a clean end.
             sql += " WHERE id <= ?"
-            params = (up_to,)
+            params = (up_to + 1,)
         sql = translate_placeholders(self._engine, sql + " ORDER BY id")
         if self._sqlite:
             cursor = conn.execute(sql, params)

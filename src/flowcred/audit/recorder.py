@@ -31,6 +31,7 @@ from flowcred.audit.checkpoint import CheckpointWriter
 from flowcred.audit.events import PendingEvent, canonical_body
 from flowcred.clock import Clock
 from flowcred.crypto import GENESIS, ChainMac, KekRing, audit_mac
+from flowcred.crypto.chain_mac import same
 from flowcred.errors import FlowcredError
 from flowcred.redaction import SecretRegistry
 from flowcred.store.engine import connect_raw, is_sqlite, translate_placeholders
@@ -41,6 +42,7 @@ WAIT_SECONDS = 60.0
 
 _FREE_FORM = ("source", "tenant", "resource_id", "execution_id")
 _LAST_SQL = "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1"
+_HASH_AT_SQL = "SELECT hash FROM audit_events WHERE id = ?"
 _INSERT_SQL = (
     "INSERT INTO audit_events (id, key_version, prev_hash, hash, body) VALUES (?, ?, ?, ?, ?)"
 )
@@ -96,6 +98,36 @@ class AuditRecorder:
         self._flushing = False
         self._conn: Any = None
         self._closed = False
+        # The furthest (id, hash) this process knows the chain reached: its own appends, and the
+        # checkpoint found at start. A chain that is shorter than that, or differs there, was cut
+        # (and perhaps regrown); appending to it would bury the cut, so appends fail closed.
+        self._known: tuple[int, bytes] | None = None
+        self._known_sql = translate_placeholders(engine, _HASH_AT_SQL)
+
+    def know(self, last_id: int, digest: bytes) -> None:
+        """Tell the recorder the chain is known to have reached ``last_id`` with ``digest``."""
+        with self._lock:
+            if self._known is None or last_id > self._known[0]:
+                self._known = (last_id, digest)
+
+    def _check_continuity(
+        self, last: tuple[int, bytes] | None, hash_at: Callable[[int], bytes | None]
+    ) -> None:
+        known = self._known
+        if known is None:
+            return
+        known_id, known_hash = known
+        if last is None or last[0] < known_id:
+            raise AuditWriteFailed(
+                f"audit chain ends before event {known_id}, which it is known to have reached: "
+                "it was truncated; run 'flowcred audit verify' and restore it"
+            )
+        at = last[1] if last[0] == known_id else hash_at(known_id)
+        if at is None or not same(at, known_hash):
+            raise AuditWriteFailed(
+                f"audit event {known_id} is not the one this process recorded: the chain was "
+                "cut and regrown; run 'flowcred audit verify' and restore it"
+            )
 
     # -- building ----------------------------------------------------------------------------
 
@@ -152,12 +184,19 @@ class AuditRecorder:
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})")
         row = conn.exec_driver_sql(self._last_sql).first()
         last = (int(row[0]), bytes(row[1])) if row is not None else None
+
+        def hash_at(event_id: int) -> bytes | None:
+            found = conn.exec_driver_sql(self._known_sql, (event_id,)).first()
+            return bytes(found[0]) if found is not None else None
+
+        self._check_continuity(last, hash_at)
         rows, appended = self._chain(last, [self.body(event)])
         conn.exec_driver_sql(self._insert_sql, rows[0])
         return appended[0]
 
     def committed(self, appended: Appended) -> None:
         """Tell the recorder an :meth:`append_in` event was committed (for the checkpoint)."""
+        self.know(appended.id, appended.hash)
         if self._checkpoint is not None:
             self._checkpoint.note(appended.id, appended.hash, self._ring())
 
@@ -217,9 +256,11 @@ class AuditRecorder:
             slot.error = error
             if slot.done is not None:
                 slot.done.set()
-        if error is None and appended and self._checkpoint is not None:
+        if error is None and appended:
             last = appended[-1]
-            self._checkpoint.note(last.id, last.hash, self._ring())
+            self.know(last.id, last.hash)
+            if self._checkpoint is not None:
+                self._checkpoint.note(last.id, last.hash, self._ring())
 
     def _connection(self) -> Any:
         if self._conn is None:
@@ -242,6 +283,13 @@ class AuditRecorder:
                 cur.execute(self._last_sql)
                 row = cur.fetchone()
                 last = (int(row[0]), bytes(row[1])) if row is not None else None
+
+                def pg_hash_at(event_id: int) -> bytes | None:
+                    cur.execute(self._known_sql, (event_id,))
+                    found = cur.fetchone()
+                    return bytes(found[0]) if found is not None else None
+
+                self._check_continuity(last, pg_hash_at)
                 rows, appended = self._chain(last, bodies)
                 cur.executemany(self._insert_sql, rows)
             return appended
@@ -249,6 +297,12 @@ class AuditRecorder:
         try:
             row = conn.execute(self._last_sql).fetchone()
             last = (int(row[0]), bytes(row[1])) if row is not None else None
+
+            def hash_at(event_id: int) -> bytes | None:
+                found = conn.execute(self._known_sql, (event_id,)).fetchone()
+                return bytes(found[0]) if found is not None else None
+
+            self._check_continuity(last, hash_at)
             rows, appended = self._chain(last, bodies)
             conn.executemany(self._insert_sql, rows)
             conn.execute("COMMIT")

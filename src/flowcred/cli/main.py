@@ -7,17 +7,19 @@ integrity, conflicts). Tracebacks are never shown: a local variable in one could
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
+from flowcred.broker import Broker
 from flowcred.cli import audit, credentials, keys
 from flowcred.cli.output import console, err_console
 from flowcred.cli.resolve import resolve
 from flowcred.cli.session import open_cli_broker
 from flowcred.cli.types import types
-from flowcred.errors import CredentialNotFound, FlowcredError, InvalidCredential
+from flowcred.errors import CredentialNotFound, FieldProblem, FlowcredError, InvalidCredential
 
 EXIT_FAILURE = 1
 EXIT_BAD_INPUT = 2
@@ -77,13 +79,23 @@ def serve(
         str | None, typer.Option("--host", help="Address to bind (default 127.0.0.1).")
     ] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port (default 8700).")] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="Serve HTTPS with this certificate (PEM).")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="Private key for --tls-cert (PEM).")
+    ] = None,
 ) -> None:
-    """Run the HTTP service; the first run initialises ./.flowcred."""
+    """Run the HTTP service; the first run initialises ./.flowcred and prints an admin key."""
     import uvicorn
 
     from flowcred.api.app import create_app
     from flowcred.settings import load_settings
 
+    if (tls_cert is None) != (tls_key is None):
+        raise InvalidCredential(
+            [FieldProblem("--tls-key", "give --tls-cert and --tls-key together")]
+        )
     overrides: dict[str, object] = {}
     if host is not None:
         overrides["host"] = host
@@ -91,9 +103,34 @@ def serve(
         overrides["port"] = port
     settings = load_settings(**overrides)
     # Open once before serving so a wrong key or bad database stops the process with a message
-    # instead of a server that answers 500 to everything.
-    open_cli_broker().close()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    # instead of a server that answers 500 to everything; this is also where the first admin
+    # key of a fresh home is made and shown, once.
+    with open_cli_broker() as broker:
+        announce_admin_key(broker)
+    # TLS: the server context Python builds refuses anything older than TLS 1.2 and prefers 1.3.
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        ssl_certfile=str(tls_cert) if tls_cert else None,
+        ssl_keyfile=str(tls_key) if tls_key else None,
+    )
+
+
+def announce_admin_key(broker: Broker) -> None:
+    """Create the first platform admin key of a fresh store and print it once (else nothing)."""
+    ensure = getattr(broker, "ensure_admin_key", None)
+    if ensure is None:
+        return
+    created = ensure()
+    if created is not None:
+        key, path = created
+        console.print(
+            f"created the first admin API key (shown once; also in {path}, mode 0600):",
+            markup=False,
+        )
+        console.print(key, markup=False)
 
 
 def run() -> None:

@@ -302,6 +302,10 @@ class CredentialProvider:
         """Async twin of :meth:`resolve`; the blocking read and audit write run in a thread."""
         return await asyncio.to_thread(self._material, ref, "resolved", execution_id)
 
+    def material_for_test(self, ref: Ref) -> CredentialMaterial:
+        """Material for a live connection test, audited as ``tested`` rather than ``resolved``."""
+        return self._material(ref, "tested", None)
+
     def get_password(self, credential_id: Ref, *, execution_id: str | None = None) -> str:
         """The decrypted secret as Flow Studio stores it.
 
