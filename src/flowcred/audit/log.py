@@ -1,8 +1,9 @@
 """Reading the audit chain: filtered queries, export for SIEM ingestion, and verification.
 
 Filters read fields out of each event's authenticated body with the database's JSON functions
-(``json_extract`` on SQLite, ``->>`` on PostgreSQL), backed by expression indexes for the common
-ones, so what a query matches on is exactly what the chain protects.
+(``json_extract`` on SQLite, ``->>`` on PostgreSQL), so what a query matches on is exactly what
+the chain protects. ``resource_id`` and ``actor`` are backed by expression indexes; the other
+filters scan (each index would cost every audit commit another page write).
 """
 
 from __future__ import annotations
