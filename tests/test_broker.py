@@ -370,3 +370,23 @@ def test_open_on_postgres_url_shape(clean_pg_url: str, tmp_path: Path) -> None:
         cred = make_api_key(broker)
         assert broker.provider().get_password(cred.id) == "sk_live_first"
         assert "postgresql" in repr(broker)
+
+
+def test_running_broker_reads_secrets_rewrapped_by_another_process(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A server keeps resolving after `flowcred keys rotate` ran beside it: the ring reloads
+    when a data key names a KEK version the server has not seen yet."""
+    settings = load_settings(home=tmp_path / "home", database_url=database_url, cache_ttl_seconds=0)
+    server = open_broker(settings=settings)
+    try:
+        cred = make_api_key(server)
+        assert server.provider().get_password(cred.id) == "sk_live_first"
+        with open_broker(settings=settings) as operator:
+            assert operator.rotate_keys().primary_version == 2
+        assert server.kek_version == 1  # not reloaded yet: nothing asked for version 2
+        assert server.provider().get_password(cred.id) == "sk_live_first"
+        assert server.kek_version == 2
+        server.audit.verify()
+    finally:
+        server.close()

@@ -27,11 +27,11 @@ from sqlalchemy import Engine
 
 from flowcred.audit import Access, Actor, AuditLog, AuditRecorder
 from flowcred.audit.checkpoint import CheckpointWriter, read_checkpoint
-from flowcred.audit.events import KEK, Result
+from flowcred.audit.events import API_KEY, KEK, Result
 from flowcred.audit.trail import AuditTrail
 from flowcred.catalog import Catalog, CredentialType, default_catalog
 from flowcred.clock import Clock, SystemClock
-from flowcred.crypto import KekRing, KeySource, key_source_from_settings
+from flowcred.crypto import KeySource, key_source_from_settings
 from flowcred.errors import (
     ConfigurationError,
     CredentialNotFound,
@@ -46,6 +46,14 @@ from flowcred.redaction import SecretRegistry, default_registry, install_log_red
 from flowcred.runtime.provider import CredentialProvider, Ref, Resolver
 from flowcred.settings import FlowcredSettings, load_settings
 from flowcred.store import kek_versions, migrate
+from flowcred.store.api_keys import (
+    ADMIN_KEY_FILE,
+    ApiKeyStore,
+    bootstrap_from_env,
+    ensure_admin_key,
+    key_id_of,
+)
+from flowcred.store.bindings import BindingStore
 from flowcred.store.credentials import UNSET, CredentialStore
 from flowcred.store.engine import HotReader, make_engine
 
@@ -95,7 +103,7 @@ class Credentials:
 
     def _find(self, ref: Ref, tenant: str | None, environment: str) -> Credential:
         if isinstance(ref, bool) or not isinstance(ref, int | str):
-            raise TypeError("a credential reference is an int id or a str handle")
+            raise InvalidCredential([FieldProblem("ref", "must be an int id or a str handle")])
         if isinstance(ref, int) or ref.isdigit():
             found = self._store.get(int(ref))
             if found is None:
@@ -532,7 +540,9 @@ class Broker:
         self.engine = engine
         self.key_source = key_source
         self._registry = registry
-        self._ring: KekRing = kek_versions.open_ring(engine, key_source, clock)
+        self._rings = kek_versions.RingHolder(
+            engine, key_source, clock, kek_versions.open_ring(engine, key_source, clock)
+        )
 
         def family_of(type_name: str) -> str:
             try:
@@ -542,16 +552,17 @@ class Broker:
 
         self._store = CredentialStore(
             engine,
-            ring=lambda: self._ring,
+            ring=lambda: self._rings.current,
             clock=clock,
             retention=settings.version_retention,
             family_of=family_of,
+            ring_for=self._rings.covering,
         )
         self._reader = HotReader(engine)
         self._resolver = Resolver(
             reader=self._reader,
             store=self._store,
-            ring=lambda: self._ring,
+            ring=self._rings.covering,
             catalog=catalog,
             clock=clock,
             registry=registry,
@@ -561,7 +572,7 @@ class Broker:
         checkpoint_path = settings.resolved_checkpoint_path
         self._recorder = AuditRecorder(
             engine,
-            ring=lambda: self._ring,
+            ring=lambda: self._rings.current,
             registry=registry,
             clock=clock,
             checkpoint=CheckpointWriter(
@@ -570,7 +581,11 @@ class Broker:
         )
         self._seed_known_position(checkpoint_path)
         self._trail = AuditTrail(self._recorder, clock)
-        self.audit = AuditLog(engine, ring=lambda: self._ring, checkpoint_path=checkpoint_path)
+        self.audit = AuditLog(
+            engine, ring_for=self._rings.covering, checkpoint_path=checkpoint_path
+        )
+        self.api_keys = ApiKeyStore(engine, clock, bootstrap=bootstrap_from_env())
+        self.bindings = BindingStore(engine, clock)
         self.access = Access(actor or Actor.os_user(), "local")
         self._default_view = BrokerView(self, self.access)
         self.credentials = self._default_view.credentials
@@ -580,7 +595,7 @@ class Broker:
         """Start from the checkpoint's position, so a chain cut while no process ran is not
         silently extended. An unreadable checkpoint does not stop start-up; verify reports it."""
         try:
-            checkpoint = read_checkpoint(checkpoint_path, self._ring)
+            checkpoint = read_checkpoint(checkpoint_path, self._rings.covering)
         except ConfigurationError:
             return
         if checkpoint is not None and checkpoint.last_id > 0:
@@ -588,12 +603,12 @@ class Broker:
 
     def __repr__(self) -> str:
         backend = "sqlite" if self.settings.is_embedded else self.engine.dialect.name
-        return f"Broker(database={backend!r}, kek_version={self._ring.primary_version})"
+        return f"Broker(database={backend!r}, kek_version={self._rings.current.primary_version})"
 
     @property
     def kek_version(self) -> int:
         """The primary key-encryption-key version new secrets are sealed with."""
-        return self._ring.primary_version
+        return self._rings.current.primary_version
 
     def acting_as(self, actor: Actor, source: str | None = None) -> BrokerView:
         """A view whose operations are audited as ``actor`` from ``source`` (an address)."""
@@ -627,7 +642,7 @@ class Broker:
                 details={"error": type(exc).__name__, "message": str(exc)},
             )
             raise
-        self._ring = ring
+        self._rings.replace(ring)
         self._resolver.clear()
         self._trail.record(
             self.access,
@@ -639,6 +654,13 @@ class Broker:
             details={"rewrapped": result.rewrapped, "resumed": result.resumed},
         )
         return result
+
+    def audit_failure(
+        self, action: str, exc: FlowcredError, *, tenant: str | None, ref: int | str | None
+    ) -> None:
+        """Record a credential operation that failed before reaching :class:`Credentials` (the
+        CLI's own input checks), so it still leaves its one event."""
+        self._trail.failure(self.access, action, exc, tenant=tenant, ref=ref)
 
     def audit_denial(
         self, access: Access, event_type: str, action: str, *, details: Mapping[str, Any]
@@ -652,6 +674,29 @@ class Broker:
         """Record an event of another subsystem (API keys, bindings) on the same chain."""
         self._trail.record(access, event_type, action, result, **fields)
 
+    def ensure_admin_key(self) -> tuple[str, Path] | None:
+        """On a store with no API key at all, create the first platform admin key.
+
+        Returns the raw key (to show once) and the 0600 file it was also written to, or ``None``
+        when keys already exist or are configured.
+        """
+        raw = ensure_admin_key(self.api_keys, self.settings.home)
+        if raw is None:
+            return None
+        created = self.api_keys.get(key_id_of(raw) or "")
+        if created is not None:
+            self._trail.record(
+                self.access,
+                API_KEY,
+                "created",
+                "success",
+                tenant=created.tenant,
+                resource_type=API_KEY,
+                resource_id=created.id,
+                details={"role": created.role, "name": created.name},
+            )
+        return raw, self.settings.home / ADMIN_KEY_FILE
+
     def record_for(self, credential_id: int) -> Credential | None:
         """The credential's record, not audited: for routing a request, never for answering."""
         return self._store.get(credential_id)
@@ -663,7 +708,7 @@ class Broker:
 
     def pending_rewraps(self) -> int:
         """Data keys not yet under the primary KEK (non-zero after an interrupted rotation)."""
-        return kek_versions.pending_rewraps(self.engine, self._ring.primary_version)
+        return kek_versions.pending_rewraps(self.engine, self._rings.current.primary_version)
 
     def check_ready(self) -> None:
         """Raise if the database or the key is unusable (for readiness probes)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from flowcred.audit.chain import Checkpoint
@@ -74,7 +75,7 @@ class CheckpointWriter:
             self._last_write = self._clock.monotonic()
 
 
-def read_checkpoint(path: Path, ring: KekRing) -> Checkpoint | None:
+def read_checkpoint(path: Path, ring_for: Callable[[int], KekRing]) -> Checkpoint | None:
     """The checkpoint at ``path``, checked against its MAC; ``None`` when there is no file.
 
     Raises ConfigurationError when the file is unreadable or fails its MAC check (forged or
@@ -97,7 +98,9 @@ def read_checkpoint(path: Path, ring: KekRing) -> Checkpoint | None:
     except (ValueError, KeyError, TypeError):
         raise ConfigurationError(f"audit checkpoint {path} is not a flowcred checkpoint") from None
     try:
-        expected = checkpoint_mac(ring, version).mac(GENESIS, _message(last_id, digest))
+        expected = checkpoint_mac(ring_for(version), version).mac(
+            GENESIS, _message(last_id, digest)
+        )
     except KeyUnavailable:
         raise ConfigurationError(
             f"audit checkpoint {path} names key version {version}, which is not loaded "

@@ -61,10 +61,15 @@ class AuditLog:
     """Query, export and verify the chain of one database."""
 
     def __init__(
-        self, engine: Engine, *, ring: Callable[[], KekRing], checkpoint_path: Path | None
+        self,
+        engine: Engine,
+        *,
+        ring_for: Callable[[int], KekRing],
+        checkpoint_path: Path | None,
     ) -> None:
         self._engine = engine
-        self._ring = ring
+        # A ring holding the given KEK version, reloaded if another process added it since.
+        self._ring_for = ring_for
         self._checkpoint_path = checkpoint_path
         self._sqlite = is_sqlite(engine)
 
@@ -189,9 +194,8 @@ class AuditLog:
         Returns the report of an intact chain; raises
         :class:`~flowcred.audit.chain.AuditChainBroken` naming the first broken event otherwise.
         """
-        ring = self._ring()
         checkpoint = (
-            read_checkpoint(self._checkpoint_path, ring)
+            read_checkpoint(self._checkpoint_path, self._ring_for)
             if self._checkpoint_path is not None
             else None
         )
@@ -201,7 +205,7 @@ class AuditLog:
         def mac_for(version: int) -> Callable[[bytes, bytes], bytes] | None:
             if version not in macs:
                 try:
-                    macs[version] = audit_mac(ring, version).bound_mac()
+                    macs[version] = audit_mac(self._ring_for(version), version).bound_mac()
                 except KeyUnavailable:
                     macs[version] = None
             return macs[version]

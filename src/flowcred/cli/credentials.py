@@ -17,7 +17,7 @@ from flowcred.cli.output import (
 )
 from flowcred.cli.secret_input import read_secret
 from flowcred.cli.session import open_cli_broker
-from flowcred.errors import FieldProblem, InvalidCredential
+from flowcred.errors import FieldProblem, FlowcredError, InvalidCredential
 from flowcred.records import Credential
 
 app = typer.Typer(help="Manage stored credentials.", no_args_is_help=True)
@@ -99,16 +99,21 @@ def add(
 ) -> None:
     """Add a credential. The secret comes from stdin, a file or a prompt — never an argument."""
     with open_cli_broker() as broker:
-        ctype = broker.catalog.get(type_)
-        config = parse_sets(sets or [])
-        secret_value = None
-        if ctype.secret_fields:
-            hint = "JSON object" if ctype.is_composite else ctype.secret_fields[0].name
-            secret_value = read_secret(
-                from_stdin=secret_stdin,
-                from_file=secret_file,
-                prompt=f"{ctype.name} secret ({hint}): ",
-            )
+        try:
+            ctype = broker.catalog.get(type_)
+            config = parse_sets(sets or [])
+            secret_value = None
+            if ctype.secret_fields:
+                hint = "JSON object" if ctype.is_composite else ctype.secret_fields[0].name
+                secret_value = read_secret(
+                    from_stdin=secret_stdin,
+                    from_file=secret_file,
+                    prompt=f"{ctype.name} secret ({hint}): ",
+                )
+        except FlowcredError as exc:
+            # Refused before reaching the broker's API: still this command's one audit event.
+            broker.audit_failure("created", exc, tenant=tenant, ref=None)
+            raise
         if expires_at is not None and expires_at.tzinfo is None:
             from datetime import UTC
 
@@ -186,10 +191,14 @@ def rotate(
     as_json: JsonOpt = False,
 ) -> None:
     """Store a new secret version; the id and handle stay the same."""
-    secret_value = read_secret(
-        from_stdin=secret_stdin, from_file=secret_file, prompt=f"new secret for {ref}: "
-    )
     with open_cli_broker() as broker:
+        try:
+            secret_value = read_secret(
+                from_stdin=secret_stdin, from_file=secret_file, prompt=f"new secret for {ref}: "
+            )
+        except FlowcredError as exc:
+            broker.audit_failure("rotated", exc, tenant=tenant, ref=ref)
+            raise
         record = broker.credentials.rotate(
             ref,
             tenant=tenant,

@@ -28,7 +28,13 @@ from flowcred.audit.trail import AuditTrail
 from flowcred.catalog import Catalog, CredentialType, place
 from flowcred.clock import Clock
 from flowcred.crypto import KekRing, open_sealed, secret_aad
-from flowcred.errors import CredentialExpired, CredentialNotFound, FlowcredError
+from flowcred.errors import (
+    CredentialExpired,
+    CredentialNotFound,
+    FieldProblem,
+    FlowcredError,
+    InvalidCredential,
+)
 from flowcred.redaction import Secret, SecretRegistry
 from flowcred.runtime.material import CredentialMaterial
 from flowcred.store.credentials import HANDLE_SQL, RESOLVE_SQL, CredentialStore, as_utc
@@ -95,7 +101,7 @@ class Resolver:
         *,
         reader: HotReader,
         store: CredentialStore,
-        ring: Callable[[], KekRing],
+        ring: Callable[[int], KekRing],
         catalog: Catalog,
         clock: Clock,
         registry: SecretRegistry,
@@ -136,8 +142,8 @@ class Resolver:
             return ref
         if isinstance(ref, str) and ref.isdigit():
             return int(ref)
-        if not isinstance(ref, str):
-            raise TypeError("a credential reference is an int id or a str handle")
+        if not isinstance(ref, str) or isinstance(ref, bool):
+            raise InvalidCredential([FieldProblem("ref", "must be an int id or a str handle")])
         key = (tenant, environment, ref)
         now = self._clock.monotonic()
         hit = self._handles.get(key)
@@ -184,10 +190,11 @@ class Resolver:
         _, _env, handle, type_name, config_json, status, expires_at, version, ct, wk = row
         if status == "expired":
             raise CredentialExpired(cid)
+        wrapped = bytes(wk)
         plain = open_sealed(
             bytes(ct),
-            bytes(wk),
-            ring=self._ring(),
+            wrapped,
+            ring=self._ring(_kek_version(wrapped)),
             aad=secret_aad(tenant, cid, version),
             credential_id=cid,
             version=version,
@@ -224,6 +231,14 @@ class Resolver:
             if isinstance(material.fields.get(f.name), Secret)
         }
         return ctype.secret_value_of(secret)
+
+
+def _kek_version(wrapped: bytes) -> int:
+    """The KEK version a wrapped key names (a hint: it is authenticated when opened)."""
+    try:
+        return KekRing.kek_version_of(wrapped)
+    except FlowcredError:
+        return -1  # Malformed: any ring fails it, with the credential's own error.
 
 
 def _foreign(ref: Ref, tenant: str) -> CredentialNotFound:

@@ -29,6 +29,7 @@ from flowcred.clock import Clock
 from flowcred.crypto import KekRing, open_sealed, seal, secret_aad
 from flowcred.errors import (
     CredentialNotFound,
+    DecryptionFailed,
     HandleConflict,
     StoreError,
     VersionConflict,
@@ -71,9 +72,11 @@ class CredentialStore:
         clock: Clock,
         retention: int,
         family_of: Callable[[str], str],
+        ring_for: Callable[[int], KekRing] | None = None,
     ) -> None:
         self._engine = engine
         self._ring = ring
+        self._ring_for = ring_for or (lambda _version: ring())
         self._clock = clock
         self._retention = retention
         self._family_of = family_of
@@ -204,10 +207,15 @@ class CredentialStore:
         if row is None:
             raise CredentialNotFound(credential_id)
         tenant, ver, ciphertext, wrapped_key = row
+        wrapped = bytes(wrapped_key)
+        try:
+            kek_version = KekRing.kek_version_of(wrapped)
+        except DecryptionFailed:
+            kek_version = -1
         return open_sealed(
             bytes(ciphertext),
-            bytes(wrapped_key),
-            ring=self._ring(),
+            wrapped,
+            ring=self._ring_for(kek_version),
             aad=secret_aad(tenant, credential_id, ver),
             credential_id=credential_id,
             version=ver,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from flowcred.crypto import (
     rewrap_key,
     secret_aad,
 )
-from flowcred.errors import ConfigurationError, ConflictError, KeyUnavailable
+from flowcred.errors import ConfigurationError, ConflictError, FlowcredError, KeyUnavailable
 from flowcred.store.engine import (
     connect_raw,
     is_sqlite,
@@ -302,3 +303,49 @@ def _bind(name: str) -> object:
     from sqlalchemy import bindparam
 
     return bindparam(name)
+
+
+class RingHolder:
+    """The process's current key ring, reloaded when data names a KEK version it lacks.
+
+    Another process (``flowcred keys rotate`` beside a running server) can add a KEK version and
+    re-wrap data keys under it. A ring loaded at start would then fail to open those secrets and
+    to check those audit events. :meth:`covering` reloads the ring from the key source and the
+    database when asked for an unknown version — at most once a second, so a flood of tampered
+    blobs naming made-up versions cannot turn into a flood of key-file reads.
+    """
+
+    RELOAD_INTERVAL = 1.0
+
+    def __init__(self, engine: Engine, source: KeySource, clock: Clock, ring: KekRing) -> None:
+        self._engine = engine
+        self._source = source
+        self._clock = clock
+        self._ring = ring
+        self._lock = threading.Lock()
+        self._last_reload = float("-inf")
+
+    @property
+    def current(self) -> KekRing:
+        return self._ring
+
+    def replace(self, ring: KekRing) -> None:
+        self._ring = ring
+
+    def covering(self, version: int) -> KekRing:
+        """A ring that holds ``version`` if one can be loaded now; else the current ring."""
+        ring = self._ring
+        if version in ring.versions:
+            return ring
+        with self._lock:
+            if version in self._ring.versions:
+                return self._ring
+            now = self._clock.monotonic()
+            if now - self._last_reload < self.RELOAD_INTERVAL:
+                return self._ring
+            self._last_reload = now
+            try:
+                self._ring = open_ring(self._engine, self._source, self._clock)
+            except FlowcredError:
+                pass  # Keep serving with the ring we have; the caller reports what fails.
+            return self._ring

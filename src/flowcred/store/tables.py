@@ -89,3 +89,32 @@ audit_events = Table(
     Column("hash", LargeBinary, nullable=False),
     Column("body", Text, nullable=False),
 )
+
+# Platform API keys (DESIGN §4): ``key_hash`` is the hex SHA-256 of the raw key, which is never
+# stored; ``id`` is the key's public part. ``tenant`` is ``*`` for platform keys.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True, autoincrement=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("tenant", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("key_hash", name="uq_api_keys_key_hash"),
+)
+Index("ix_api_keys_tenant", api_keys.c.tenant)
+
+# Flows' registered credential references (the bindings registry); ``refs`` is a JSON list.
+bindings = Table(
+    "bindings",
+    metadata,
+    Column("flow", String(256), nullable=False),
+    Column("tenant", String(128), nullable=False),
+    Column("refs", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("tenant", "flow", name="pk_bindings"),
+)
