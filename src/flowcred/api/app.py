@@ -1,8 +1,8 @@
 """``create_app(settings)``: the FastAPI application served by ``flowcred serve``.
 
 No settings object exists at import time; each app gets its own, so tests can build several apps
-with different settings in one process. The broker is opened in the lifespan, so a wrong key or an
-unreachable database fails start-up rather than every request.
+with different settings in one process. The broker is opened in the lifespan (or passed in), so
+a wrong key or an unreachable database fails start-up rather than every request.
 """
 
 from __future__ import annotations
@@ -11,8 +11,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
+from flowcred.api.deps import FailedKeyLimiter
+from flowcred.api.error_handlers import install_error_handlers
+from flowcred.api.middleware import BodySizeLimit, RequireHttps
+from flowcred.api.routes import audit_events, bindings, credentials, types
+from flowcred.api.schemas import Health
 from flowcred.broker import Broker, open_broker
 from flowcred.errors import FlowcredError
 from flowcred.settings import FlowcredSettings
@@ -31,25 +37,58 @@ def create_app(settings: FlowcredSettings, *, broker: Broker | None = None) -> F
             if owned:
                 await app.state.broker.aclose()
 
-    app = FastAPI(title="flowcred", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="flowcred",
+        version="0.1.0",
+        description="Credential broker for workflow engines. Authenticate with `X-API-Key`.",
+        lifespan=lifespan,
+    )
+    app.state.key_limiter = FailedKeyLimiter()
+    if broker is not None:
+        app.state.broker = broker
+    install_error_handlers(app)
 
-    @app.get("/health", tags=["health"])
-    async def health() -> dict[str, str]:
-        """Liveness and readiness in one answer; reveals no configuration."""
-        return {"status": "ok"}
+    app.include_router(credentials.router)
+    app.include_router(types.router)
+    app.include_router(bindings.router)
+    app.include_router(audit_events.router)
 
-    @app.get("/health/live", tags=["health"])
-    async def live() -> dict[str, str]:
+    @app.get("/health", tags=["health"], response_model=Health)
+    async def health() -> Health:
+        """The process is up. Unauthenticated; reveals no configuration."""
+        return Health(status="ok")
+
+    @app.get("/health/live", tags=["health"], response_model=Health)
+    async def live() -> Health:
         """The process is up."""
-        return {"status": "ok"}
+        return Health(status="ok")
 
-    @app.get("/health/ready", tags=["health"], response_model=None)
-    async def ready() -> dict[str, str] | JSONResponse:
+    @app.get(
+        "/health/ready",
+        tags=["health"],
+        response_model=Health,
+        responses={503: {"model": Health}},
+    )
+    async def ready() -> Health | JSONResponse:
         """The database answers and the key matches it."""
         try:
             app.state.broker.check_ready()
         except FlowcredError:
             return JSONResponse({"status": "unavailable"}, status_code=503)
-        return {"status": "ok"}
+        return Health(status="ok")
 
+    # Outermost last: CORS answers preflights, then HTTPS and size checks run before routing.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.require_https:
+        app.add_middleware(RequireHttps, trusted_proxies=settings.trusted_proxies)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=False,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["X-API-Key", "Content-Type", "If-Match"],
+            expose_headers=["ETag", "Retry-After"],
+            max_age=600,
+        )
     return app

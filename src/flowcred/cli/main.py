@@ -14,7 +14,7 @@ import typer
 from typer.core import TyperGroup
 
 from flowcred.broker import Broker
-from flowcred.cli import audit, credentials, keys
+from flowcred.cli import apikeys, audit, credentials, keys
 from flowcred.cli.output import console, err_console
 from flowcred.cli.resolve import resolve
 from flowcred.cli.session import open_cli_broker
@@ -55,13 +55,14 @@ app = typer.Typer(
 app.add_typer(credentials.app, name="credentials")
 app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
+app.add_typer(apikeys.app, name="apikeys")
 app.command("resolve")(resolve)
 app.command("types")(types)
 
 
 @app.command("init")
 def init() -> None:
-    """Create the key file and database (embedded default: ./.flowcred) if they do not exist."""
+    """Create the key file, database (embedded default: ./.flowcred) and first admin API key."""
     with open_cli_broker() as broker:
         settings = broker.settings
         where = (
@@ -71,6 +72,16 @@ def init() -> None:
         )
         console.print(f"database: {where}")
         console.print(f"key: {broker.key_source.description} (key version {broker.kek_version})")
+        created = broker.ensure_admin_key()  # audited; None when keys exist or are configured
+        if created is None:
+            console.print("admin API key: one already exists (or keys are configured); none made")
+        else:
+            admin_key, path = created
+            console.print(
+                f"created the first admin API key (also in {path}, mode 0600):", markup=False
+            )
+            console.print(admin_key, markup=False, soft_wrap=True)
+            err_console.print(f"warning: {apikeys.SHOWN_ONCE}", markup=False)
 
 
 @app.command("serve")
@@ -120,10 +131,7 @@ def serve(
 
 def announce_admin_key(broker: Broker) -> None:
     """Create the first platform admin key of a fresh store and print it once (else nothing)."""
-    ensure = getattr(broker, "ensure_admin_key", None)
-    if ensure is None:
-        return
-    created = ensure()
+    created = broker.ensure_admin_key()
     if created is not None:
         key, path = created
         console.print(
@@ -131,6 +139,10 @@ def announce_admin_key(broker: Broker) -> None:
             markup=False,
         )
         console.print(key, markup=False)
+        err_console.print(
+            "warning: this API key is shown only once and cannot be shown again: store it now",
+            markup=False,
+        )
 
 
 def run() -> None:

@@ -1,0 +1,173 @@
+"""Request dependencies: who is calling (API key), what they may do (role), and where (tenant).
+
+Deny by default: every route declares the roles it admits with :func:`require_role`, and the
+:class:`Caller` it receives is the only way to reach the broker, through a view audited as that
+key from the client's address.
+
+* Missing or bad key → 401 with ``WWW-Authenticate``; the body is the same for both.
+* Valid key without the role → 403.
+* An object of another tenant → 404, answered exactly like a nonexistent id.
+* Repeated bad keys from one client → 429 with ``Retry-After`` (a bounded in-memory window).
+
+Every denial is an audit event.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from flowcred.audit import Access, Actor
+from flowcred.audit.events import API_KEY
+from flowcred.broker import Broker, BrokerView
+from flowcred.errors import AccessDenied, CredentialNotFound
+from flowcred.store.api_keys import ApiKey
+
+UNAUTHORIZED = HTTPException(
+    status_code=401,
+    detail="missing or invalid API key",
+    headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'},
+)
+
+
+class FailedKeyLimiter:
+    """Counts failed authentications per client in a sliding window; bounded in memory.
+
+    After ``limit`` failures within ``window`` seconds a client is refused (429) until the oldest
+    failure leaves the window. At most ``max_clients`` clients are tracked (least recent dropped).
+    """
+
+    def __init__(self, limit: int = 20, window: float = 60.0, max_clients: int = 10_000) -> None:
+        self.limit = limit
+        self.window = window
+        self.max_clients = max_clients
+        self._failures: OrderedDict[str, list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def retry_after(self, client: str, now: float | None = None) -> int:
+        """Seconds to wait if ``client`` is over the limit, else 0."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            stamps = self._failures.get(client)
+            if not stamps:
+                return 0
+            stamps[:] = [t for t in stamps if now - t < self.window]
+            if len(stamps) < self.limit:
+                return 0
+            return max(1, int(self.window - (now - stamps[0])) + 1)
+
+    def failed(self, client: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            stamps = self._failures.setdefault(client, [])
+            stamps.append(now)
+            del stamps[: -self.limit]
+            self._failures.move_to_end(client)
+            while len(self._failures) > self.max_clients:
+                self._failures.popitem(last=False)
+
+
+def client_address(request: Request) -> str:
+    """The peer address as the server sees it (proxy headers are judged in middleware)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+def get_broker(request: Request) -> Broker:
+    broker: Broker = request.app.state.broker
+    return broker
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated API key and a broker view audited as it."""
+
+    key: ApiKey
+    view: BrokerView
+    source: str
+
+    @property
+    def platform(self) -> bool:
+        """A platform key (tenant ``*``) reaches every tenant."""
+        return self.key.tenant == "*"
+
+    def tenant_filter(self) -> str | None:
+        """The tenant to restrict queries to: the key's, or ``None`` for a platform key."""
+        return None if self.platform else self.key.tenant
+
+    def owns(self, tenant: str) -> bool:
+        return self.platform or self.key.tenant == tenant
+
+    def check_tenant(self, tenant: str, ref: int | str) -> None:
+        """404 exactly like an unknown id when ``tenant`` is not this key's (audited as denied)."""
+        if not self.owns(tenant):
+            exc = CredentialNotFound(ref, self.key.tenant)
+            exc.foreign = True  # type: ignore[attr-defined]
+            raise exc
+
+
+def authenticate(request: Request) -> Caller:
+    """Resolve ``X-API-Key`` to a caller, or answer 401 / 429 (and audit the failure)."""
+    broker = get_broker(request)
+    limiter: FailedKeyLimiter = request.app.state.key_limiter
+    source = client_address(request)
+    wait = limiter.retry_after(source)
+    if wait:
+        raise HTTPException(
+            status_code=429,
+            detail="too many failed authentication attempts",
+            headers={"Retry-After": str(wait)},
+        )
+    raw = request.headers.get("x-api-key")
+    try:
+        if not raw:
+            raise AccessDenied("missing API key")
+        key = broker.api_keys.authenticate(raw)
+    except AccessDenied as exc:
+        limiter.failed(source)
+        broker.audit_denial(
+            Access(Actor("anonymous", "anonymous", ""), source),
+            API_KEY,
+            "authentication_failed",
+            details={"reason": str(exc), "path": request.url.path, "method": request.method},
+        )
+        raise UNAUTHORIZED from None
+    actor = Actor("api_key", key.id, key.name)
+    return Caller(key=key, view=broker.acting_as(actor, source=source), source=source)
+
+
+AuthenticatedCaller = Annotated[Caller, Depends(authenticate)]
+
+
+def require_role(*roles: str) -> Callable[[Caller, Request], Caller]:
+    """A dependency admitting only keys whose role is in ``roles``; others get 403 (audited)."""
+    allowed = frozenset(roles)
+
+    def dependency(caller: AuthenticatedCaller, request: Request) -> Caller:
+        if caller.key.role not in allowed:
+            get_broker(request).audit_denial(
+                caller.view.access,
+                API_KEY,
+                "access_denied",
+                details={
+                    "role": caller.key.role,
+                    "path": request.url.path,
+                    "method": request.method,
+                },
+            )
+            raise HTTPException(status_code=403, detail="this API key's role may not do that")
+        return caller
+
+    return dependency
+
+
+Admin = Annotated[Caller, Depends(require_role("admin"))]
+Editor = Annotated[Caller, Depends(require_role("admin", "developer"))]
+Viewer = Annotated[Caller, Depends(require_role("admin", "developer", "viewer"))]
+Resolver = Annotated[Caller, Depends(require_role("admin", "worker"))]
+Anyone = Annotated[Caller, Depends(require_role("admin", "developer", "viewer", "worker"))]

@@ -1,0 +1,112 @@
+"""ASGI middleware: request body size limit and HTTPS enforcement.
+
+Both run before any route, so a refused request never reaches the broker and changes nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Sequence
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+async def _reply(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail, "errors": []}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """Answer 413 to a request body larger than ``max_bytes`` (declared or streamed)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await _reply(send, 400, "invalid Content-Length")
+                    return
+                if declared > self.max_bytes:
+                    await _reply(send, 413, f"request body larger than {self.max_bytes} bytes")
+                    return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _reply(send, 413, f"request body larger than {self.max_bytes} bytes")
+
+
+class RequireHttps:
+    """Refuse plain-HTTP requests (403), judging ``X-Forwarded-Proto`` only from trusted proxies.
+
+    Health probes are exempt: they reveal nothing and load balancers often probe over HTTP.
+    """
+
+    def __init__(self, app: ASGIApp, trusted_proxies: Sequence[str]) -> None:
+        self.app = app
+        self.trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
+
+    def _trusted(self, host: str | None) -> bool:
+        if not host:
+            return False
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.trusted)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path", "").startswith("/health"):
+            await self.app(scope, receive, send)
+            return
+        scheme = scope.get("scheme", "http")
+        client = scope.get("client")
+        if self._trusted(client[0] if client else None):
+            for name, value in scope.get("headers", []):
+                if name == b"x-forwarded-proto":
+                    scheme = value.decode("latin-1").split(",")[0].strip().lower()
+        if scheme != "https":
+            await _reply(send, 403, "HTTPS is required")
+            return
+        await self.app(scope, receive, send)

@@ -1,0 +1,65 @@
+"""``/api/audit-events``: query the audit trail and verify its chain (admin only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from flowcred.api.deps import Admin, get_broker
+from flowcred.api.schemas import AuditEventPage, AuditEventPublic, VerifyResponse
+from flowcred.audit import AuditChainBroken, AuditFilter
+
+router = APIRouter(prefix="/api/audit-events", tags=["audit"])
+
+
+@router.get("", response_model=AuditEventPage)
+def list_events(
+    request: Request,
+    caller: Admin,
+    eventType: Annotated[str | None, Query(max_length=32)] = None,
+    action: Annotated[str | None, Query(max_length=32)] = None,
+    result: Annotated[str | None, Query(pattern="^(success|failure|denied)$")] = None,
+    resourceId: Annotated[str | None, Query(max_length=256)] = None,
+    actor: Annotated[str | None, Query(max_length=256)] = None,
+    executionId: Annotated[str | None, Query(max_length=256)] = None,
+    tenantId: Annotated[str | None, Query(max_length=128)] = None,
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: datetime | None = None,
+    cursor: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> AuditEventPage:
+    """Events oldest first, filtered; page on with ``cursor`` = the last id seen."""
+    tenant = caller.tenant_filter()
+    if tenantId is not None:
+        if not caller.owns(tenantId):
+            return AuditEventPage(items=[])
+        tenant = tenantId
+    flt = AuditFilter(
+        event_type=eventType,
+        action=action,
+        result=result,
+        resource_id=resourceId,
+        actor=actor,
+        execution_id=executionId,
+        tenant=tenant,
+        since=from_,
+        until=to,
+    )
+    events = get_broker(request).audit.list(flt, after_id=cursor, limit=limit)
+    items = [AuditEventPublic(**e.to_dict()) for e in events]
+    return AuditEventPage(items=items, nextCursor=items[-1].id if len(items) == limit else None)
+
+
+@router.get("/{event_id}/verify", response_model=VerifyResponse)
+def verify_chain(event_id: int, request: Request, _caller: Admin) -> VerifyResponse:
+    """Recompute every hash and check every link up to ``event_id``."""
+    audit = get_broker(request).audit
+    if event_id < 1 or event_id > audit.last_id():
+        raise HTTPException(status_code=404, detail="audit event not found")
+    try:
+        report = audit.verify(up_to=event_id)
+    except AuditChainBroken as exc:
+        report = exc.report
+    return VerifyResponse(**report.to_dict())
