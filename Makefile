@@ -36,6 +36,7 @@ format: install
 bench: install
 	$(BIN)/python bench/resolve.py
 	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/api_load.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

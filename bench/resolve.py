@@ -88,7 +88,7 @@ def raw_floor(tmp: Path) -> tuple[float, float]:
 
 def bulk_create(broker: flowcred.Broker, count: int, start_id: int = 1) -> list[int]:
     """Insert ``count`` api_key credentials in one transaction (benchmark set-up only)."""
-    ring = broker._ring
+    ring = broker._rings.current
     now = datetime.now(UTC)
     cred_rows, version_rows = [], []
     secret = json.dumps(PAYLOAD).encode()

@@ -224,7 +224,7 @@ def stored_values(broker: Broker) -> dict[tuple[int, int], str]:
     ).join(credentials, credentials.c.id == secret_versions.c.credential_id)
     with read_connection(broker.engine) as conn:
         rows = conn.execute(query).all()
-    ring = broker._ring
+    ring = broker._rings.current
     values = {}
     for cid, ver, ciphertext, wrapped, tenant in rows:
         plain = open_sealed(

@@ -702,7 +702,14 @@ class Broker:
         return self._store.get(credential_id)
 
     def tenant_of(self, credential_id: int) -> str | None:
-        """The tenant owning ``credential_id`` (not audited: for routing a request only)."""
+        """The tenant owning ``credential_id`` (not audited: for routing a request only).
+
+        Answered from the resolve cache when it holds the credential, so routing a platform
+        key's resolve costs no extra read.
+        """
+        cached = self._resolver.cached_tenant(credential_id)
+        if cached is not None:
+            return cached
         found = self._store.get(credential_id)
         return found.tenant if found is not None else None
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from flowcred.audit import Access, Actor
 from flowcred.audit.events import API_KEY
@@ -111,8 +112,13 @@ class Caller:
             raise exc
 
 
-def authenticate(request: Request) -> Caller:
-    """Resolve ``X-API-Key`` to a caller, or answer 401 / 429 (and audit the failure)."""
+async def authenticate(request: Request) -> Caller:
+    """Resolve ``X-API-Key`` to a caller, or answer 401 / 429 (and audit the failure).
+
+    Async on purpose: a known key is an in-memory cache hit, and a sync dependency would cost
+    every request a thread-pool hop. A cache miss is one indexed read; a failure's audit write
+    runs in a thread so the event loop never waits on the disk.
+    """
     broker = get_broker(request)
     limiter: FailedKeyLimiter = request.app.state.key_limiter
     source = client_address(request)
@@ -130,7 +136,8 @@ def authenticate(request: Request) -> Caller:
         key = broker.api_keys.authenticate(raw)
     except AccessDenied as exc:
         limiter.failed(source)
-        broker.audit_denial(
+        await run_in_threadpool(
+            broker.audit_denial,
             Access(Actor("anonymous", "anonymous", ""), source),
             API_KEY,
             "authentication_failed",
@@ -144,13 +151,14 @@ def authenticate(request: Request) -> Caller:
 AuthenticatedCaller = Annotated[Caller, Depends(authenticate)]
 
 
-def require_role(*roles: str) -> Callable[[Caller, Request], Caller]:
+def require_role(*roles: str) -> Callable[[Caller, Request], Awaitable[Caller]]:
     """A dependency admitting only keys whose role is in ``roles``; others get 403 (audited)."""
     allowed = frozenset(roles)
 
-    def dependency(caller: AuthenticatedCaller, request: Request) -> Caller:
+    async def dependency(caller: AuthenticatedCaller, request: Request) -> Caller:
         if caller.key.role not in allowed:
-            get_broker(request).audit_denial(
+            await run_in_threadpool(
+                get_broker(request).audit_denial,
                 caller.view.access,
                 API_KEY,
                 "access_denied",

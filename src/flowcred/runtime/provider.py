@@ -131,6 +131,13 @@ class Resolver:
         # handle from pointing at a stale id.
         self._handles.clear()
 
+    def cached_tenant(self, credential_id: int) -> str | None:
+        """The tenant of a credential held in the cache (and still fresh), else ``None``."""
+        entry = self._cache.get(credential_id)
+        if entry is not None and entry[0] > self._clock.monotonic():
+            return entry[1]
+        return None
+
     def clear(self) -> None:
         self._cache.clear()
         self._handles.clear()
