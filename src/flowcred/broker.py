@@ -58,6 +58,7 @@ from flowcred.store.credentials import UNSET, CredentialStore
 from flowcred.store.engine import HotReader, make_engine
 
 DEFAULT_TENANT = "default"
+MAX_ID = 2**63 - 1  # ids are signed 64-bit database integers
 DEFAULT_ENVIRONMENT = "default"
 _HANDLE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 _TENANT_RE = re.compile(r"^(?:\*|[A-Za-z0-9][A-Za-z0-9._-]{0,127})$")
@@ -105,6 +106,8 @@ class Credentials:
         if isinstance(ref, bool) or not isinstance(ref, int | str):
             raise InvalidCredential([FieldProblem("ref", "must be an int id or a str handle")])
         if isinstance(ref, int) or ref.isdigit():
+            if not 0 < int(ref) <= MAX_ID:
+                raise CredentialNotFound(ref, tenant)
             found = self._store.get(int(ref))
             if found is None:
                 raise CredentialNotFound(ref, tenant)

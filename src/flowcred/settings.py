@@ -9,9 +9,10 @@ from __future__ import annotations
 import base64
 import binascii
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from flowcred.errors import ConfigurationError
 
@@ -43,9 +44,9 @@ class FlowcredSettings(BaseSettings):
     audit_checkpoint_path: Path | None = None
     audit_checkpoint_seconds: float = Field(default=10.0, ge=0)
 
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     require_https: bool = False
-    trusted_proxies: list[str] = Field(default_factory=list)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     host: str = "127.0.0.1"
@@ -55,9 +56,17 @@ class FlowcredSettings(BaseSettings):
     @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
-        # Accept "a,b" as well as a JSON list from the environment.
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return [part.strip() for part in value.split(",") if part.strip()]
+        # From the environment: "a,b" or a JSON list.
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                try:
+                    return json.loads(text)
+                except ValueError:
+                    raise ValueError("must be a JSON list or comma-separated values") from None
+            return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
     @field_validator("master_key")
@@ -115,9 +124,12 @@ def load_settings(**overrides: object) -> FlowcredSettings:
     values themselves are never echoed (one of them may be a key).
     """
     from pydantic import ValidationError
+    from pydantic_settings import SettingsError
 
     try:
         return FlowcredSettings(**overrides)  # type: ignore[arg-type]
+    except SettingsError:
+        raise ConfigurationError("invalid settings: a FLOWCRED_* value cannot be parsed") from None
     except ValidationError as exc:
         parts = []
         for err in exc.errors(include_input=False, include_url=False):

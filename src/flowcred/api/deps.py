@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 from fastapi import Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
@@ -172,6 +172,22 @@ def require_role(*roles: str) -> Callable[[Caller, Request], Awaitable[Caller]]:
         return caller
 
     return dependency
+
+
+def deny_tenant(caller: Caller, request: Request, tenant: str) -> NoReturn:
+    """403 for acting in a tenant the key does not own; audited like every denial."""
+    get_broker(request).audit_denial(
+        caller.view.access,
+        API_KEY,
+        "access_denied",
+        details={
+            "tenant": tenant,
+            "key_tenant": caller.key.tenant,
+            "path": request.url.path,
+            "method": request.method,
+        },
+    )
+    raise HTTPException(status_code=403, detail="this API key may not act in that tenant")
 
 
 Admin = Annotated[Caller, Depends(require_role("admin"))]

@@ -9,6 +9,7 @@ import ipaddress
 import json
 from collections.abc import Sequence
 
+from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -25,10 +26,6 @@ async def _reply(send: Send, status: int, detail: str) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class BodySizeLimit:
@@ -53,7 +50,6 @@ class BodySizeLimit:
                     await _reply(send, 413, f"request body larger than {self.max_bytes} bytes")
                     return
         received = 0
-        started = False
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -61,20 +57,12 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    # An HTTPException, because FastAPI turns any other error raised while it
+                    # reads the body into a 400; this one it lets through to its handler.
+                    raise HTTPException(413, f"request body larger than {self.max_bytes} bytes")
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _reply(send, 413, f"request body larger than {self.max_bytes} bytes")
+        await self.app(scope, limited_receive, send)
 
 
 class RequireHttps:

@@ -235,3 +235,24 @@ class ErrorBody(BaseModel):
 
 class Health(BaseModel):
     status: str
+
+
+# The largest id a credential or audit event can have (a signed 64-bit integer).
+MAX_ID = 2**63 - 1
+
+# Every error the API answers with has the ErrorBody shape; routers publish it in OpenAPI
+# (422 included, replacing FastAPI's default validation-error schema).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (400, "Malformed request"),
+        (401, "Missing or invalid API key"),
+        (403, "The key's role or tenant may not do this"),
+        (404, "Not found (also another tenant's object)"),
+        (409, "Conflict with the stored state"),
+        (413, "Request body too large"),
+        (422, "Invalid input; errors name the fields"),
+        (429, "Too many failed authentications"),
+        (503, "Database or audit log unavailable"),
+    )
+}

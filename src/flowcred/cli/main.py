@@ -126,6 +126,10 @@ def serve(
         log_level="info",
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
+        # X-Forwarded-* (scheme, client address) count only from FLOWCRED_TRUSTED_PROXIES;
+        # uvicorn's default would trust them from any local peer.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
     )
 
 

@@ -41,6 +41,7 @@ from flowcred.store.credentials import HANDLE_SQL, RESOLVE_SQL, CredentialStore,
 from flowcred.store.engine import HotReader
 
 Ref = int | str
+_MAX_ID = 2**63 - 1  # ids are signed 64-bit database integers
 
 
 class LastUsedTracker:
@@ -145,10 +146,11 @@ class Resolver:
     # -- resolve ---------------------------------------------------------------------------
 
     def credential_id(self, ref: Ref, tenant: str, environment: str) -> int:
-        if type(ref) is int:
-            return ref
-        if isinstance(ref, str) and ref.isdigit():
-            return int(ref)
+        if type(ref) is int or (isinstance(ref, str) and ref.isdigit()):
+            cid = int(ref)
+            if not 0 < cid <= _MAX_ID:
+                raise CredentialNotFound(ref, tenant)
+            return cid
         if not isinstance(ref, str) or isinstance(ref, bool):
             raise InvalidCredential([FieldProblem("ref", "must be an int id or a str handle")])
         key = (tenant, environment, ref)
@@ -324,9 +326,36 @@ class CredentialProvider:
         """Async twin of :meth:`resolve`; the blocking read and audit write run in a thread."""
         return await asyncio.to_thread(self._material, ref, "resolved", execution_id)
 
-    def material_for_test(self, ref: Ref) -> CredentialMaterial:
-        """Material for a live connection test, audited as ``tested`` rather than ``resolved``."""
-        return self._material(ref, "tested", None)
+    def test(
+        self, ref: Ref, check: Callable[[CredentialMaterial], tuple[bool, dict[str, Any]]]
+    ) -> tuple[bool, dict[str, Any]]:
+        """Run a live test of ``ref``: ``check`` gets the material and says (ok, details).
+
+        The material stays inside this call. One ``tested`` event records the real outcome
+        (success or failure, with ``details``); if the event cannot be written the test fails.
+        """
+        try:
+            material = self._resolver.resolve(ref, self.tenant, self.environment)
+        except FlowcredError as exc:
+            self._trail.failure(self._access, "tested", exc, tenant=self.tenant, ref=ref)
+            raise
+        try:
+            ok, details = check(material)
+        except FlowcredError as exc:
+            # Nothing could be tested (e.g. no test endpoint): still this call's one event.
+            self._trail.failure(self._access, "tested", exc, tenant=self.tenant, ref=ref)
+            raise
+        self._trail.record(
+            self._access,
+            "credential",
+            "tested",
+            "success" if ok else "failure",
+            tenant=self.tenant,
+            resource_type="credential",
+            resource_id=material.credential_id,
+            details={"version": material.version, **details},
+        )
+        return ok, details
 
     def get_password(self, credential_id: Ref, *, execution_id: str | None = None) -> str:
         """The decrypted secret as Flow Studio stores it.

@@ -5,13 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 
 from flowcred.api.deps import Admin, get_broker
-from flowcred.api.schemas import AuditEventPage, AuditEventPublic, VerifyResponse
+from flowcred.api.schemas import (
+    ERROR_RESPONSES,
+    MAX_ID,
+    AuditEventPage,
+    AuditEventPublic,
+    VerifyResponse,
+)
 from flowcred.audit import AuditChainBroken, AuditFilter
 
-router = APIRouter(prefix="/api/audit-events", tags=["audit"])
+router = APIRouter(prefix="/api/audit-events", tags=["audit"], responses=ERROR_RESPONSES)
 
 
 @router.get("", response_model=AuditEventPage)
@@ -27,7 +33,7 @@ def list_events(
     tenantId: Annotated[str | None, Query(max_length=128)] = None,
     from_: Annotated[datetime | None, Query(alias="from")] = None,
     to: datetime | None = None,
-    cursor: Annotated[int | None, Query(ge=0)] = None,
+    cursor: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditEventPage:
     """Events oldest first, filtered; page on with ``cursor`` = the last id seen."""
@@ -53,7 +59,9 @@ def list_events(
 
 
 @router.get("/{event_id}/verify", response_model=VerifyResponse)
-def verify_chain(event_id: int, request: Request, _caller: Admin) -> VerifyResponse:
+def verify_chain(
+    event_id: Annotated[int, Path(ge=1, le=MAX_ID)], request: Request, _caller: Admin
+) -> VerifyResponse:
     """Recompute every hash and check every link up to ``event_id``."""
     audit = get_broker(request).audit
     if event_id < 1 or event_id > audit.last_id():

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from flowcred.api.deps import Editor, get_broker
+from flowcred.api.deps import Editor, deny_tenant, get_broker
+from flowcred.api.schemas import ERROR_RESPONSES
 from flowcred.audit.events import FLOW
 
-router = APIRouter(prefix="/api/bindings", tags=["bindings"])
+router = APIRouter(prefix="/api/bindings", tags=["bindings"], responses=ERROR_RESPONSES)
 
 FlowName = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._:/-]+$")]
 
@@ -40,7 +41,7 @@ def put_bindings(
     """Register ``flow``'s references; each referencing flow counts as a connection."""
     tenant = body.tenantId or (caller.key.tenant if not caller.platform else "default")
     if not caller.owns(tenant):
-        raise HTTPException(status_code=403, detail="this API key may not register in that tenant")
+        deny_tenant(caller, request, tenant)
     broker = get_broker(request)
     binding = broker.bindings.put(flow, tenant, body.references)
     broker.audit_event(

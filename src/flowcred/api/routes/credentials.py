@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 
-from flowcred.api.deps import Admin, Caller, Editor, Resolver, Viewer, get_broker
+from flowcred.api.deps import Admin, Caller, Editor, Resolver, Viewer, deny_tenant, get_broker
 from flowcred.api.schemas import (
+    ERROR_RESPONSES,
+    MAX_ID,
     CredentialCreate,
     CredentialCreated,
     CredentialPage,
@@ -23,9 +25,13 @@ from flowcred.api.schemas import (
 )
 from flowcred.errors import ConflictError, FieldProblem, InvalidCredential
 from flowcred.records import Credential
+from flowcred.runtime.material import CredentialMaterial
 from flowcred.store.credentials import UNSET
 
-router = APIRouter(prefix="/api/credentials", tags=["credentials"])
+router = APIRouter(prefix="/api/credentials", tags=["credentials"], responses=ERROR_RESPONSES)
+
+# Ids are database integers: anything outside 1..2**63-1 can name no credential.
+CredentialId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 MAX_PAGE = 500
 
@@ -66,7 +72,9 @@ def _if_match(value: str | None) -> int | None:
 
 
 @router.post("", status_code=201, response_model=CredentialCreated)
-def create_credential(body: CredentialCreate, caller: Editor) -> CredentialCreated:
+def create_credential(
+    body: CredentialCreate, request: Request, caller: Editor
+) -> CredentialCreated:
     """Create a credential (also accepts the Flow Studio ``type: "messaging"`` + ``channel``)."""
     if body.type == "messaging":
         if not body.channel:
@@ -76,7 +84,7 @@ def create_credential(body: CredentialCreate, caller: Editor) -> CredentialCreat
         type_name = body.type
     tenant = body.tenantId or (caller.key.tenant if not caller.platform else "default")
     if not caller.owns(tenant):
-        raise HTTPException(status_code=403, detail="this API key may not create in that tenant")
+        deny_tenant(caller, request, tenant)
     record = caller.view.credentials.create(
         name=body.name,
         type=type_name,
@@ -102,7 +110,7 @@ def list_credentials(
     status: Annotated[str | None, Query(pattern="^(active|expired|error)$")] = None,
     environment: Annotated[str | None, Query(max_length=64)] = None,
     tenantId: Annotated[str | None, Query(max_length=128)] = None,
-    cursor: Annotated[int | None, Query(ge=0)] = None,
+    cursor: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> CredentialPage:
     """List credentials with type, family, provider, status, last use and connections."""
@@ -128,14 +136,16 @@ def list_credentials(
 
 
 @router.get("/{credential_id}", response_model=CredentialPublic)
-def get_credential(credential_id: int, request: Request, caller: Viewer) -> CredentialPublic:
+def get_credential(
+    credential_id: CredentialId, request: Request, caller: Viewer
+) -> CredentialPublic:
     """One credential's metadata (config without secret fields)."""
     record = caller.view.credentials.get(credential_id, tenant=caller.tenant_filter())
     return _public(request, [record])[0]
 
 
 @router.get("/{credential_id}/versions", response_model=list[VersionPublic])
-def list_versions(credential_id: int, caller: Viewer) -> list[VersionPublic]:
+def list_versions(credential_id: CredentialId, caller: Viewer) -> list[VersionPublic]:
     """The kept secret versions (metadata only), newest first."""
     _, versions = caller.view.credentials.describe(credential_id, tenant=caller.tenant_filter())
     return [
@@ -148,7 +158,7 @@ def list_versions(credential_id: int, caller: Viewer) -> list[VersionPublic]:
 
 @router.patch("/{credential_id}", response_model=CredentialPublic)
 def update_credential(
-    credential_id: int, body: CredentialUpdate, request: Request, caller: Editor
+    credential_id: CredentialId, body: CredentialUpdate, request: Request, caller: Editor
 ) -> CredentialPublic:
     """Edit the name, non-secret config (merged; null removes a key) or expiry."""
     # Only an expiresAt that was sent changes the expiry (null clears it); absent leaves it.
@@ -165,7 +175,7 @@ def update_credential(
 
 @router.put("/{credential_id}/secret", response_model=CredentialPublic)
 def rotate_secret(
-    credential_id: int,
+    credential_id: CredentialId,
     body: SecretRotate,
     request: Request,
     response: Response,
@@ -186,7 +196,7 @@ def rotate_secret(
 
 @router.post("/{credential_id}/rollback", response_model=CredentialPublic)
 def rollback_secret(
-    credential_id: int,
+    credential_id: CredentialId,
     body: Rollback,
     request: Request,
     caller: Editor,
@@ -204,7 +214,7 @@ def rollback_secret(
 
 @router.delete("/{credential_id}", status_code=204)
 def delete_credential(
-    credential_id: int,
+    credential_id: CredentialId,
     request: Request,
     caller: Admin,
     force: bool = False,
@@ -231,7 +241,10 @@ class _InUse(ConflictError):
 
 @router.post("/{credential_id}/resolve", response_model=ResolveResponse)
 def resolve_credential(
-    credential_id: int, request: Request, caller: Resolver, body: ResolveRequest | None = None
+    credential_id: CredentialId,
+    request: Request,
+    caller: Resolver,
+    body: ResolveRequest | None = None,
 ) -> ResolveResponse:
     """Material for one run, audited with the key, client address and execution id."""
     tenant = _tenant_for(caller, request, credential_id)
@@ -255,29 +268,39 @@ TEST_TIMEOUT = httpx.Timeout(10.0)
 
 
 @router.post("/{credential_id}/test", response_model=TestResult)
-def test_credential(credential_id: int, request: Request, caller: Editor) -> TestResult:
-    """Live test: a GET to the credential's ``test_url`` with its material; 2xx means ok."""
+def test_credential(credential_id: CredentialId, request: Request, caller: Editor) -> TestResult:
+    """Live test: a GET to the credential's ``test_url`` with its material; a 2xx answer means
+    ok. Audited once, with the outcome."""
     tenant = _tenant_for(caller, request, credential_id)
     provider = caller.view.provider(tenant=tenant)
-    material = provider.material_for_test(credential_id)
-    url = material.fields.get("test_url")
-    if not isinstance(url, str) or not url:
-        raise InvalidCredential(
-            [FieldProblem("config.test_url", "no live test for this credential: set test_url")]
-        )
-    try:
-        with httpx.Client(timeout=TEST_TIMEOUT, follow_redirects=False) as client:
-            answer = client.get(
-                url,
-                headers=material.reveal_headers(),
-                params=material.reveal_query(),
-                cookies=material.reveal_cookies(),
+
+    def check(material: CredentialMaterial) -> tuple[bool, dict[str, Any]]:
+        # Only a URL the operator configured: live tests against vendors' own endpoints (the
+        # catalog's `test:` entries) belong to the connector tests, not to this route.
+        url = material.fields.get("test_url")
+        if not isinstance(url, str) or not url:
+            raise InvalidCredential(
+                [FieldProblem("config.test_url", "no live test for this type: set test_url")]
             )
-    except httpx.HTTPError as exc:
-        return TestResult(ok=False, status=None, message=f"request failed: {type(exc).__name__}")
-    ok = 200 <= answer.status_code < 300
-    return TestResult(
-        ok=ok,
-        status=answer.status_code,
-        message="credential accepted" if ok else f"rejected with HTTP {answer.status_code}",
-    )
+        try:
+            # A client per test, so the credential's cookies live exactly as long as the call.
+            with httpx.Client(
+                timeout=TEST_TIMEOUT, follow_redirects=False, cookies=material.reveal_cookies()
+            ) as client:
+                answer = client.get(
+                    url, headers=material.reveal_headers(), params=material.reveal_query()
+                )
+        except httpx.HTTPError as exc:
+            return False, {"reason": f"request failed: {type(exc).__name__}"}
+        ok = 200 <= answer.status_code < 300
+        return ok, {"status": answer.status_code}
+
+    ok, details = provider.test(credential_id, check)
+    status = details.get("status")
+    if ok:
+        message = "credential accepted"
+    elif status is not None:
+        message = f"rejected with HTTP {status}"
+    else:
+        message = str(details.get("reason", "test failed"))
+    return TestResult(ok=ok, status=status if isinstance(status, int) else None, message=message)

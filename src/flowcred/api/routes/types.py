@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from flowcred.api.deps import Anyone, get_broker
-from flowcred.api.schemas import FieldPublic, TypePublic
+from flowcred.api.schemas import ERROR_RESPONSES, FieldPublic, TypePublic
 
-router = APIRouter(prefix="/api/types", tags=["types"])
+router = APIRouter(prefix="/api/types", tags=["types"], responses=ERROR_RESPONSES)
 
 
 @router.get("", response_model=list[TypePublic])
