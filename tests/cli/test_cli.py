@@ -266,3 +266,65 @@ def test_installed_console_script_runs(tmp_path: Path) -> None:
         [str(exe), "resolve", "nope"], capture_output=True, text=True, env=env, timeout=60
     )
     assert missing.returncode == 2 and missing.stderr.startswith("error:")
+
+
+def test_credentials_test_calls_the_configured_url_with_the_material() -> None:
+    """`credentials test` GETs test_url with the credential applied: 2xx passes, else exit 1."""
+    import http.server
+    import threading
+
+    seen: list[str | None] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("X-API-Key"))
+            self.send_response(200 if self.headers.get("X-API-Key") == "s3cret-value" else 401)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/check"
+        add_stripe()
+        cli(
+            "credentials",
+            "add",
+            "--type",
+            "api_key",
+            "--name",
+            "good",
+            "--set",
+            f"test_url={url}",
+            "--secret-stdin",
+            input="s3cret-value",
+        )
+        cli(
+            "credentials",
+            "add",
+            "--type",
+            "api_key",
+            "--name",
+            "bad",
+            "--set",
+            f"test_url={url}",
+            "--secret-stdin",
+            input="wrong-value",
+        )
+        code, out, _ = cli("credentials", "test", "good", "--json")
+        assert code == 0 and json.loads(out) == {
+            "ok": True,
+            "status": 200,
+            "message": "credential accepted",
+        }
+        code, out, _ = cli("credentials", "test", "bad")
+        assert code == 1 and "rejected with HTTP 401" in out and "wrong-value" not in out
+        code, _, err = cli("credentials", "test", "stripe")
+        assert code == 2 and "test_url" in err
+        assert seen == ["s3cret-value", "wrong-value"]
+    finally:
+        server.shutdown()
+        server.server_close()

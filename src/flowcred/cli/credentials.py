@@ -19,6 +19,7 @@ from flowcred.cli.secret_input import read_secret
 from flowcred.cli.session import open_cli_broker
 from flowcred.errors import FieldProblem, FlowcredError, InvalidCredential
 from flowcred.records import Credential
+from flowcred.runtime.live_test import describe, http_check
 
 app = typer.Typer(help="Manage stored credentials.", no_args_is_help=True)
 
@@ -248,3 +249,21 @@ def delete(
         print_json({"deleted": record.id})
     else:
         console.print(f"deleted credential {record.id} ({record.handle})")
+
+
+@app.command("test")
+def test(
+    ref: str,
+    tenant: Annotated[str, typer.Option("--tenant", "-t")] = "default",
+    env: EnvOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Live-test a credential against its system (GET its test_url); exit 1 if it fails."""
+    with open_cli_broker() as broker:
+        ok, details = broker.provider(tenant=tenant, environment=env).test(ref, http_check)
+    if as_json:
+        print_json({"ok": ok, **details, "message": describe(ok, details)})
+    else:
+        console.print(f"{ref}: {describe(ok, details)}", markup=False)
+    if not ok:
+        raise SystemExit(1)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from flowcred.api.deps import Admin, Caller, Editor, Resolver, Viewer, deny_tenant, get_broker
@@ -25,7 +24,7 @@ from flowcred.api.schemas import (
 )
 from flowcred.errors import ConflictError, FieldProblem, InvalidCredential
 from flowcred.records import Credential
-from flowcred.runtime.material import CredentialMaterial
+from flowcred.runtime.live_test import describe, http_check
 from flowcred.store.credentials import UNSET
 
 router = APIRouter(prefix="/api/credentials", tags=["credentials"], responses=ERROR_RESPONSES)
@@ -264,43 +263,13 @@ def resolve_credential(
     )
 
 
-TEST_TIMEOUT = httpx.Timeout(10.0)
-
-
 @router.post("/{credential_id}/test", response_model=TestResult)
 def test_credential(credential_id: CredentialId, request: Request, caller: Editor) -> TestResult:
     """Live test: a GET to the credential's ``test_url`` with its material; a 2xx answer means
     ok. Audited once, with the outcome."""
     tenant = _tenant_for(caller, request, credential_id)
-    provider = caller.view.provider(tenant=tenant)
-
-    def check(material: CredentialMaterial) -> tuple[bool, dict[str, Any]]:
-        # Only a URL the operator configured: live tests against vendors' own endpoints (the
-        # catalog's `test:` entries) belong to the connector tests, not to this route.
-        url = material.fields.get("test_url")
-        if not isinstance(url, str) or not url:
-            raise InvalidCredential(
-                [FieldProblem("config.test_url", "no live test for this type: set test_url")]
-            )
-        try:
-            # A client per test, so the credential's cookies live exactly as long as the call.
-            with httpx.Client(
-                timeout=TEST_TIMEOUT, follow_redirects=False, cookies=material.reveal_cookies()
-            ) as client:
-                answer = client.get(
-                    url, headers=material.reveal_headers(), params=material.reveal_query()
-                )
-        except httpx.HTTPError as exc:
-            return False, {"reason": f"request failed: {type(exc).__name__}"}
-        ok = 200 <= answer.status_code < 300
-        return ok, {"status": answer.status_code}
-
-    ok, details = provider.test(credential_id, check)
+    ok, details = caller.view.provider(tenant=tenant).test(credential_id, http_check)
     status = details.get("status")
-    if ok:
-        message = "credential accepted"
-    elif status is not None:
-        message = f"rejected with HTTP {status}"
-    else:
-        message = str(details.get("reason", "test failed"))
-    return TestResult(ok=ok, status=status if isinstance(status, int) else None, message=message)
+    return TestResult(
+        ok=ok, status=status if isinstance(status, int) else None, message=describe(ok, details)
+    )
