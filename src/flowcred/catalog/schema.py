@@ -492,6 +492,32 @@ class CredentialType(BaseModel):
         """
         return len(self._secret_fields) > 1
 
+    def public_dict(self) -> dict[str, Any]:
+        """What a user may see of this type (``flowcred types --json``, ``GET /api/types``)."""
+        return {
+            "name": self.name,
+            "title": self.title,
+            "family": self.family,
+            "provider": self.provider,
+            "description": self.description,
+            "aliases": list(self.aliases),
+            "composite": self.is_composite,
+            "fields": [
+                {
+                    "name": f.name,
+                    "label": f.label,
+                    "kind": f.kind,
+                    "secret": f.secret,
+                    "required": f.required,
+                    "default": f.default,
+                    "enum": f.enum,
+                    "format": f.format,
+                    "help": f.help,
+                }
+                for f in self.fields
+            ],
+        }
+
     def field(self, name: str) -> FieldSpec:
         """Return the field called ``name`` (an alias works too).
 

@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from flowcred.catalog import CredentialType, default_catalog
+from flowcred.catalog import default_catalog
 from flowcred.cli.output import console, plain, print_json
-
-
-def type_to_dict(ctype: CredentialType) -> dict[str, Any]:
-    return {
-        "name": ctype.name,
-        "title": ctype.title,
-        "family": ctype.family,
-        "provider": ctype.provider,
-        "description": ctype.description,
-        "aliases": list(ctype.aliases),
-        "composite": ctype.is_composite,
-        "fields": [
-            {
-                "name": f.name,
-                "kind": f.kind,
-                "secret": f.secret,
-                "required": f.required,
-                "default": f.default,
-                "enum": f.enum,
-                "format": f.format,
-                "help": f.help,
-            }
-            for f in ctype.fields
-        ],
-    }
 
 
 def types(
@@ -46,7 +21,7 @@ def types(
     if name is None:
         entries = [catalog.get(n) for n in catalog.names()]
         if as_json:
-            print_json([type_to_dict(t) for t in entries])
+            print_json([t.public_dict() for t in entries])
             return
         table = Table()
         for column in ("type", "family", "provider", "secret fields", "description"):
@@ -58,7 +33,7 @@ def types(
         return
     ctype = catalog.get(name)
     if as_json:
-        print_json(type_to_dict(ctype))
+        print_json(ctype.public_dict())
         return
     console.print(Text(f"{ctype.name} — {ctype.title} ({ctype.family}): {ctype.description}"))
     table = Table()

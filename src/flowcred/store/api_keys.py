@@ -389,14 +389,18 @@ class ApiKeyStore:
         configured = self._bootstrap_key(key_id)
         if configured is not None:
             return configured
+        row = self._stored_row(key_id)
+        return self._record(row) if row is not None else None
+
+    def _stored_row(self, key_id: str) -> RowMapping | None:
+        """The database row of ``key_id`` (configured keys are not in the database)."""
         try:
             with read_connection(self._engine) as conn:
-                row = (
+                return (
                     conn.execute(select(api_keys).where(api_keys.c.id == key_id)).mappings().first()
                 )
         except DBAPIError as exc:
             raise translate_db_error(exc, "reading an API key") from None
-        return self._record(row) if row is not None else None
 
     def list(
         self, *, tenant: str | None = None, include_revoked: bool = True
@@ -641,13 +645,7 @@ class ApiKeyStore:
         configured = self._bootstrap.get(key_id)
         if configured is not None:
             return configured
-        try:
-            with read_connection(self._engine) as conn:
-                row = (
-                    conn.execute(select(api_keys).where(api_keys.c.id == key_id)).mappings().first()
-                )
-        except DBAPIError as exc:
-            raise translate_db_error(exc, "reading an API key") from None
+        row = self._stored_row(key_id)
         if row is None:
             return None
         return str(row["key_hash"]), self._record(row)
