@@ -19,6 +19,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -273,9 +274,10 @@ class Credentials:
         return found, versions
 
     def _with_last_used(self, found: Credential) -> Credential:
-        seen = self._resolver.last_used.snapshot().get(found.id)
+        """The record with the newer of its stored last-used time and this process's."""
+        seen = self._resolver.last_used.seen(found.id)
         if seen is not None and (found.last_used_at is None or seen > found.last_used_at):
-            return _replace_last_used(found, seen)
+            return replace(found, last_used_at=seen)
         return found
 
     def list(
@@ -338,8 +340,8 @@ class Credentials:
             type_names=type_names,
             after_id=after_id,
             limit=limit if status is None else None,
-            last_used=self._resolver.last_used.snapshot(),
         )
+        records = [self._with_last_used(r) for r in records]
         if status is not None:
             records = [r for r in records if r.status == status][: limit or None]
         return records
@@ -490,12 +492,6 @@ class Credentials:
     ) -> builtins.list[SecretVersion]:
         """The kept versions of the secret, newest first (metadata only)."""
         return self.describe(ref, tenant=tenant, environment=environment)[1]
-
-
-def _replace_last_used(record: Credential, when: datetime) -> Credential:
-    from dataclasses import replace
-
-    return replace(record, last_used_at=when)
 
 
 class BrokerView:

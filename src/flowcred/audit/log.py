@@ -112,16 +112,10 @@ class AuditLog:
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        conn = connect_raw(self._engine)
-        try:
-            sql = translate_placeholders(self._engine, sql)
-            if self._sqlite:
-                return list(conn.execute(sql, params).fetchall())
-            with conn.cursor() as cur:
-                cur.execute(sql, params)
-                return list(cur.fetchall())
-        finally:
-            conn.close()
+        # Pooled connections: a page of events is a handful of rows, not worth a new connect.
+        with self._engine.connect() as conn:
+            result = conn.exec_driver_sql(translate_placeholders(self._engine, sql), tuple(params))
+            return [tuple(row) for row in result]
 
     def list(
         self,

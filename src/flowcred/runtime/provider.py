@@ -60,8 +60,9 @@ class LastUsedTracker:
         if self._thread is None:
             self._start()
 
-    def snapshot(self) -> dict[int, datetime]:
-        return dict(self._seen)
+    def seen(self, credential_id: int) -> datetime | None:
+        """The last use noted here and not yet written (``None`` if none)."""
+        return self._seen.get(credential_id)
 
     def _start(self) -> None:
         with self._lock:

@@ -92,9 +92,7 @@ class BindingStore:
         if not records:
             return counts
         tenants = {r.tenant for r in records}
-        for binding in self.list():
-            if binding.tenant not in tenants:
-                continue
+        for binding in (b for tenant in sorted(tenants) for b in self.list(tenant)):
             for record in records:
                 if record.tenant == binding.tenant and any(
                     _refers_to(ref, record) for ref in binding.references

@@ -30,7 +30,9 @@ from flowcred.crypto import KekRing, open_sealed, seal, secret_aad
 from flowcred.errors import (
     CredentialNotFound,
     DecryptionFailed,
+    FieldProblem,
     HandleConflict,
+    InvalidCredential,
     StoreError,
     VersionConflict,
 )
@@ -83,14 +85,11 @@ class CredentialStore:
 
     # -- reads -----------------------------------------------------------------------------
 
-    def _record(self, row: RowMapping, last_used: datetime | None = None) -> Credential:
+    def _record(self, row: RowMapping) -> Credential:
         expires_at = as_utc(row["expires_at"])
         status: CredentialStatus = row["status"]
         if status == "active" and expires_at is not None and expires_at <= self._clock.now():
             status = "expired"
-        stored_last_used = as_utc(row["last_used_at"])
-        if last_used is not None and (stored_last_used is None or last_used > stored_last_used):
-            stored_last_used = last_used
         created_at = as_utc(row["created_at"])
         updated_at = as_utc(row["updated_at"])
         assert created_at is not None and updated_at is not None
@@ -106,7 +105,7 @@ class CredentialStore:
             status=status,
             created_at=created_at,
             updated_at=updated_at,
-            last_used_at=stored_last_used,
+            last_used_at=as_utc(row["last_used_at"]),
             expires_at=expires_at,
             current_version=row["current_version"],
         )
@@ -144,7 +143,6 @@ class CredentialStore:
         type_names: Sequence[str] | None = None,
         after_id: int | None = None,
         limit: int | None = None,
-        last_used: Mapping[int, datetime] | None = None,
     ) -> list[Credential]:
         """Credentials in id order, filtered; ``after_id`` + ``limit`` give cursor pagination."""
         query = select(credentials).order_by(credentials.c.id)
@@ -163,8 +161,7 @@ class CredentialStore:
                 rows = conn.execute(query).mappings().all()
         except DBAPIError as exc:
             raise translate_db_error(exc, "listing credentials") from None
-        seen = last_used or {}
-        return [self._record(row, seen.get(row["id"])) for row in rows]
+        return [self._record(row) for row in rows]
 
     def versions(self, credential_id: int) -> builtins.list[SecretVersion]:
         query = (
@@ -397,8 +394,6 @@ class CredentialStore:
                     )
                 ).first()
                 if exists is None:
-                    from flowcred.errors import FieldProblem, InvalidCredential
-
                     raise InvalidCredential(
                         [
                             FieldProblem(

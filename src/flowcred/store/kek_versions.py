@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from flowcred.clock import Clock
@@ -263,11 +263,11 @@ def _rewrap_all(
     stmt = (
         update(secret_versions)
         .where(
-            secret_versions.c.credential_id == _bind("b_id"),
-            secret_versions.c.version == _bind("b_version"),
-            secret_versions.c.kek_version == _bind("b_old"),
+            secret_versions.c.credential_id == bindparam("b_id"),
+            secret_versions.c.version == bindparam("b_version"),
+            secret_versions.c.kek_version == bindparam("b_old"),
         )
-        .values(wrapped_key=_bind("b_wrapped"), kek_version=primary)
+        .values(wrapped_key=bindparam("b_wrapped"), kek_version=primary)
     )
     try:
         while True:
@@ -297,12 +297,6 @@ def _rewrap_all(
     except DBAPIError as exc:
         raise translate_db_error(exc, "re-wrapping data keys") from None
     return done
-
-
-def _bind(name: str) -> object:
-    from sqlalchemy import bindparam
-
-    return bindparam(name)
 
 
 class RingHolder:
