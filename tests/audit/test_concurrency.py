@@ -11,9 +11,11 @@ matches). No assertion depends on timing.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import itertools
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -293,3 +295,129 @@ def test_broker_open_during_a_kek_rotation_can_verify(tmp_path: Path) -> None:
         report = service.audit.verify()
         assert report.is_valid
         assert report.total_checked == 4
+
+
+# -- coroutines (the REST API's resolve) ------------------------------------------------------
+
+TASKS = 100
+PER_TASK = 10
+
+
+def test_coroutines_and_threads_build_one_chain(cached_broker: Broker) -> None:
+    """``aresolve`` from many coroutines on one event loop, while threads resolve through the
+    blocking path: both queue into the same group commit, and the chain has one event each."""
+    broker = cached_broker
+    cred = broker.credentials.create(name="shared", type="api_key", secret_value=SECRET)
+    start = threading.Event()
+
+    async def task(n: int) -> None:
+        provider = broker.provider()
+        for i in range(PER_TASK):
+            execution_id = f"a{n}-{i}"
+            if i % 10 == 0:
+                value = await provider.aget_password(cred.id, execution_id=execution_id)
+            else:
+                material = await provider.aresolve(cred.id, execution_id=execution_id)
+                value = material.fields["api_key"].reveal()
+            assert value == SECRET
+
+    async def all_tasks() -> None:
+        start.set()
+        async with asyncio.timeout(SUBPROCESS_TIMEOUT):
+            await asyncio.gather(*(task(n) for n in range(TASKS)))
+
+    def worker(n: int) -> None:
+        if n == 0:
+            asyncio.run(all_tasks())
+            return
+        provider = broker.provider()
+        start.wait(timeout=30)
+        for i in range(PER_THREAD):
+            provider.resolve(cred.id, execution_id=f"t{n}-{i}")
+
+    errors = run_threads(worker)
+    assert not errors, errors[:3]
+    expected = {f"a{n}-{i}" for n in range(TASKS) for i in range(PER_TASK)}
+    expected |= {f"t{n}-{i}" for n in range(1, THREADS) for i in range(PER_THREAD)}
+    events = check_one_chain(broker, setup_events=1, expected_execution_ids=expected)
+    for event in events[1:]:
+        execution_id = event.execution_id or ""
+        if execution_id.startswith("a"):
+            assert event.action == ("password_read" if execution_id.endswith("-0") else "resolved")
+
+
+def test_event_loop_keeps_running_while_the_audit_write_waits(sqlite_broker: Broker) -> None:
+    """While another connection holds the database's write lock, an ``aresolve`` waits for its
+    event to become durable -- without blocking the event loop: other coroutines keep running,
+    and the resolve completes once the lock is released."""
+    broker = sqlite_broker
+    cred = broker.credentials.create(name="held", type="api_key", secret_value=SECRET)
+    provider = broker.provider()
+    provider.resolve(cred.id, execution_id="warm")  # cached from now on
+    blocker = sqlite3.connect(broker.settings.home / "flowcred.db", isolation_level=None)
+    ticks = 0
+
+    async def ticker(stop: asyncio.Event) -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    async def scenario() -> int:
+        stop = asyncio.Event()
+        tick_task = asyncio.create_task(ticker(stop))
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            resolving = asyncio.create_task(provider.aresolve(cred.id, execution_id="held-1"))
+            await asyncio.sleep(0.3)
+            assert not resolving.done(), "resolve returned before its event could be written"
+            during = ticks
+        finally:
+            blocker.execute("ROLLBACK")
+        material = await asyncio.wait_for(resolving, timeout=30)
+        assert material.fields["api_key"].reveal() == SECRET
+        stop.set()
+        await tick_task
+        return during
+
+    try:
+        ticks_while_held = asyncio.run(scenario())
+    finally:
+        blocker.close()
+    # 0.3 s at one tick per 10 ms: a blocked loop would have ticked once at most.
+    assert ticks_while_held >= 10, f"the event loop stalled: {ticks_while_held} ticks"
+    last = broker.audit.list(limit=1, newest_first=True)[0]
+    assert (last.action, last.execution_id, last.result) == ("resolved", "held-1", "success")
+
+
+def test_a_cancelled_aresolve_leaves_its_event_and_harms_no_other(sqlite_broker: Broker) -> None:
+    """A request abandoned while its event waits (client gone, timeout) stops waiting; the event
+    it queued is still written, so the trail shows the attempt, and other callers are unaffected."""
+    broker = sqlite_broker
+    cred = broker.credentials.create(name="held", type="api_key", secret_value=SECRET)
+    provider = broker.provider()
+    provider.resolve(cred.id, execution_id="warm")
+    blocker = sqlite3.connect(broker.settings.home / "flowcred.db", isolation_level=None)
+
+    async def scenario() -> None:
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            doomed = asyncio.create_task(provider.aresolve(cred.id, execution_id="gone"))
+            kept = asyncio.create_task(provider.aresolve(cred.id, execution_id="kept"))
+            await asyncio.sleep(0.1)
+            doomed.cancel()
+            await asyncio.sleep(0)
+        finally:
+            blocker.execute("ROLLBACK")
+        material = await asyncio.wait_for(kept, timeout=30)
+        assert material.version == 1
+        with pytest.raises(asyncio.CancelledError):
+            await doomed
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        blocker.close()
+    recorded = {e.execution_id for e in broker.audit.list(limit=10)}
+    assert {"gone", "kept"} <= recorded
+    assert broker.audit.verify().is_valid

@@ -9,6 +9,11 @@ Two ways in:
   a batch, others queue their events; when the leader's own batch is durable it hands leadership
   to the first waiting thread, whose batch holds everything queued meanwhile. Nobody returns before
   their event is committed, and one commit serves many events.
+* :meth:`AuditRecorder.arecord` is the same for coroutines (the REST API's resolve): the event loop
+  queues the event and awaits a future, so it keeps serving other requests while the disk works,
+  and every request in flight shares the next commit. An event loop can never lead (it must not
+  block on the disk); when only coroutines are waiting, a flusher thread, started on first use,
+  leads for them.
 
 Appends are serialised by the database: SQLite's write lock (``BEGIN IMMEDIATE``), or a PostgreSQL
 transaction-scoped advisory lock, so any number of threads and processes build one chain. Each
@@ -20,6 +25,8 @@ operation that wanted the event must not proceed (resolve hands out no material)
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import threading
 import time
@@ -50,6 +57,18 @@ _INSERT_SQL = (
 )
 
 
+# One multi-row INSERT per batch on SQLite, not executemany: the driver releases the GIL around
+# every step, and in a busy process each release can cost a wait to get it back (up to the switch
+# interval), once per row. 5 values a row stays far below SQLite's bound on parameters.
+_ROWS_PER_INSERT = 500
+
+
+@functools.lru_cache(maxsize=64)
+def _multi_row_insert(rows: int) -> str:
+    values = ", ".join(["(?, ?, ?, ?, ?)"] * rows)
+    return f"INSERT INTO audit_events (id, key_version, prev_hash, hash, body) VALUES {values}"
+
+
 class AuditWriteFailed(FlowcredError):
     """Raised when an audit event could not be made durable; the operation must not proceed."""
 
@@ -63,12 +82,14 @@ class Appended:
 
 
 class _Slot:
-    __slots__ = ("body", "done", "error", "leader", "result")
+    __slots__ = ("body", "done", "error", "future", "leader", "result")
 
     def __init__(self, body: str) -> None:
         self.body = body
         # Only a thread that has to wait gets an Event; the leader never waits on its own slot.
         self.done: threading.Event | None = None
+        # A coroutine's slot has a future instead, settled on its own event loop.
+        self.future: asyncio.Future[Appended] | None = None
         self.leader = False
         self.result: Appended | None = None
         self.error: BaseException | None = None
@@ -98,6 +119,9 @@ class AuditRecorder:
         self._lock = threading.Lock()
         self._pending: list[_Slot] = []
         self._flushing = False
+        # Leads batches on behalf of coroutines; one grant (release) per leadership handed to it.
+        self._flusher: threading.Thread | None = None
+        self._flusher_grants = threading.Semaphore(0)
         self._last_batch = 1
         self._conn: Any = None
         self._closed = False
@@ -241,13 +265,53 @@ class AuditRecorder:
         assert slot.result is not None
         return slot.result
 
-    def _lead(self, own: _Slot) -> None:
+    async def arecord(self, event: PendingEvent) -> Appended:
+        """Append ``event`` and return once it is durable, without blocking the event loop.
+
+        Raises AuditWriteFailed like :meth:`record`. A cancelled caller's event is still written
+        (it may already be in a commit); the caller just stops waiting for it.
+        """
+        if self._closed:
+            raise AuditWriteFailed("audit recorder is closed")
+        slot = _Slot(self.body(event))
+        future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
+        slot.future = future
+        with self._lock:
+            self._pending.append(slot)
+            grant = not self._flushing
+            self._flushing = True
+        if grant:
+            self._grant_flusher()
+        try:
+            async with asyncio.timeout(WAIT_SECONDS):
+                return await future
+        except TimeoutError:
+            raise AuditWriteFailed("timed out waiting for the audit log") from None
+
+    def _grant_flusher(self) -> None:
+        """Hand leadership to the flusher thread (starting it on first use)."""
+        if self._flusher is None or not self._flusher.is_alive():
+            self._flusher = threading.Thread(
+                target=self._flusher_loop, name="flowcred-audit-flusher", daemon=True
+            )
+            self._flusher.start()
+        self._flusher_grants.release()
+
+    def _flusher_loop(self) -> None:
+        while True:
+            if self._flusher_grants.acquire(timeout=1.0):
+                self._lead(None)
+            elif self._closed:
+                return
+
+    def _lead(self, own: _Slot | None) -> None:
         # When the last batch had company, the other callers are usually a few microseconds
         # from queueing again (they were just woken). Give them a moment (at most
         # GATHER_SECONDS, yielding the GIL) so one commit serves them all, instead of
-        # alternating batches of one and of many. A lone caller never waits.
+        # alternating batches of one and of many. A lone caller never waits. The flusher
+        # (own is None) does not wait: coroutines keep queueing while it writes anyway.
         target = self._last_batch
-        if target > 1:
+        if target > 1 and own is not None:
             deadline = time.perf_counter() + GATHER_SECONDS
             while len(self._pending) < target and time.perf_counter() < deadline:
                 time.sleep(0)
@@ -258,13 +322,17 @@ class AuditRecorder:
             self._flush(batch)
         finally:
             with self._lock:
-                if self._pending:
-                    successor = self._pending[0]
+                successor = self._pending[0] if self._pending else None
+                if successor is None:
+                    self._flushing = False
+                elif successor.done is not None:
                     successor.leader = True
-                    assert successor.done is not None
+            if successor is not None:
+                if successor.done is not None:
                     successor.done.set()
                 else:
-                    self._flushing = False
+                    # A coroutine's slot is first in line: the flusher thread leads for it.
+                    self._grant_flusher()
 
     def _flush(self, batch: list[_Slot]) -> None:
         error: BaseException | None = None
@@ -277,11 +345,20 @@ class AuditRecorder:
             error = AuditWriteFailed(f"audit write failed ({type(exc).__name__})")
             self._reset_connection()
         results: list[Appended | None] = list(appended) if appended else [None] * len(batch)
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Slot]] = {}
         for slot, result in zip(batch, results, strict=True):
             slot.result = result
             slot.error = error
             if slot.done is not None:
                 slot.done.set()
+            elif slot.future is not None:
+                by_loop.setdefault(slot.future.get_loop(), []).append(slot)
+        for loop, slots in by_loop.items():
+            # One wake-up per event loop for the whole batch.
+            try:
+                loop.call_soon_threadsafe(_settle, slots)
+            except RuntimeError:
+                pass  # That loop is closed: nobody is waiting any more.
         if error is None and appended:
             last = appended[-1]
             self.know(last.id, last.hash)
@@ -330,7 +407,9 @@ class AuditRecorder:
 
             self._check_continuity(last, hash_at)
             rows, appended = self._chain(last, bodies)
-            conn.executemany(self._insert_sql, rows)
+            for start in range(0, len(rows), _ROWS_PER_INSERT):
+                chunk = rows[start : start + _ROWS_PER_INSERT]
+                conn.execute(_multi_row_insert(len(chunk)), [v for row in chunk for v in row])
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -344,6 +423,19 @@ class AuditRecorder:
         if self._checkpoint is not None:
             self._checkpoint.flush(self._ring())
         self._reset_connection()
+
+
+def _settle(slots: list[_Slot]) -> None:
+    """Complete coroutine slots' futures (runs on their event loop)."""
+    for slot in slots:
+        future = slot.future
+        if future is None or future.done():
+            continue  # The caller was cancelled or timed out.
+        if slot.error is not None:
+            future.set_exception(slot.error)
+        else:
+            assert slot.result is not None
+            future.set_result(slot.result)
 
 
 # The C string encoder behind json.dumps(..., ensure_ascii=False), quotes included.

@@ -85,8 +85,36 @@ class AuditTrail:
         execution_id: str | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> None:
+        self.recorder.record(
+            self._read_event(access, action, record_or_id, tenant, execution_id, details)
+        )
+
+    async def acredential_read(
+        self,
+        access: Access,
+        action: str,
+        record_or_id: Credential | int,
+        *,
+        tenant: str | None,
+        execution_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """:meth:`credential_read` for coroutines."""
+        await self.recorder.arecord(
+            self._read_event(access, action, record_or_id, tenant, execution_id, details)
+        )
+
+    def _read_event(
+        self,
+        access: Access,
+        action: str,
+        record_or_id: Credential | int,
+        tenant: str | None,
+        execution_id: str | None,
+        details: Mapping[str, Any] | None,
+    ) -> PendingEvent:
         cid = record_or_id.id if isinstance(record_or_id, Credential) else record_or_id
-        self.record(
+        return self.event(
             access,
             CREDENTIAL,
             action,

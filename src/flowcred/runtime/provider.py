@@ -179,6 +179,27 @@ class Resolver:
             material = self._load(cid, ref, tenant)
             if self._ttl > 0:
                 self._cache[cid] = (mono + self._ttl, tenant, material)
+        return self._checked(cid, material)
+
+    def cached(self, ref: Ref, tenant: str, environment: str) -> CredentialMaterial | None:
+        """What :meth:`resolve` would return, if that needs no database read; else None.
+
+        For an event loop: a hit (the usual case for a hot credential) is answered without
+        blocking, with the same errors as :meth:`resolve`; a miss is for a worker thread.
+        """
+        if isinstance(ref, str) and not ref.isdigit():
+            hit = self._handles.get((tenant, environment, ref))
+            if hit is None or hit[0] <= self._clock.monotonic():
+                return None
+        cid = self.credential_id(ref, tenant, environment)
+        entry = self._cache.get(cid)
+        if entry is None or entry[0] <= self._clock.monotonic():
+            return None
+        if entry[1] != tenant:
+            raise _foreign(ref, tenant)
+        return self._checked(cid, entry[2])
+
+    def _checked(self, cid: int, material: CredentialMaterial) -> CredentialMaterial:
         now = self._clock.now()
         if material.expires_at is not None and material.expires_at <= now:
             raise CredentialExpired(cid)
@@ -323,9 +344,41 @@ class CredentialProvider:
         AuditWriteFailed."""
         return self._material(ref, "resolved", execution_id)
 
+    async def _amaterial(
+        self, ref: Ref, action: str, execution_id: str | None
+    ) -> CredentialMaterial:
+        try:
+            material = self._resolver.cached(ref, self.tenant, self.environment)
+            if material is None:
+                material = await asyncio.to_thread(
+                    self._resolver.resolve, ref, self.tenant, self.environment
+                )
+        except FlowcredError as exc:
+            await asyncio.to_thread(
+                self._trail.failure,
+                self._access,
+                action,
+                exc,
+                tenant=self.tenant,
+                ref=ref,
+                execution_id=execution_id,
+            )
+            raise
+        await self._trail.acredential_read(
+            self._access,
+            action,
+            material.credential_id,
+            tenant=self.tenant,
+            execution_id=execution_id,
+            details={"version": material.version},
+        )
+        return material
+
     async def aresolve(self, ref: Ref, *, execution_id: str | None = None) -> CredentialMaterial:
-        """Async twin of :meth:`resolve`; the blocking read and audit write run in a thread."""
-        return await asyncio.to_thread(self._material, ref, "resolved", execution_id)
+        """Async twin of :meth:`resolve`. A cached credential is resolved on the event loop and
+        its audit event joins the next group commit without blocking the loop; a cache miss
+        reads in a worker thread."""
+        return await self._amaterial(ref, "resolved", execution_id)
 
     def test(
         self, ref: Ref, check: Callable[[CredentialMaterial], tuple[bool, dict[str, Any]]]
@@ -370,7 +423,5 @@ class CredentialProvider:
 
     async def aget_password(self, credential_id: Ref, *, execution_id: str | None = None) -> str:
         """Async twin of :meth:`get_password`."""
-        material = await asyncio.to_thread(
-            self._material, credential_id, "password_read", execution_id
-        )
+        material = await self._amaterial(credential_id, "password_read", execution_id)
         return self._resolver.secret_value(material)
