@@ -1,12 +1,13 @@
 """HTTP load benchmark: ``POST /api/credentials/{id}/resolve`` against a bare endpoint, same run.
 
 One uvicorn server on 127.0.0.1 (a free port) runs in a child process, so the load generator
-does not share its GIL. It serves ``create_app(settings)`` — embedded SQLite, default settings:
-cache on, audit on, so every resolve is audited — plus one extra route mounted on the same app,
-``POST /bench/bare``: a sync handler that parses the same optional ``{"executionId": ...}`` body
-and returns a constant JSON object. Both phases therefore pay the same server, middleware,
-routing, body validation, thread-pool hop and JSON response; the difference is flowcred's work
-(API-key check, tenant lookup, resolve, audit write, response model).
+does not share its GIL. It serves ``create_app(settings, freeze_heap=True)`` as ``flowcred serve``
+does (embedded SQLite, default settings: cache on, audit on, so every resolve is audited), plus
+one extra route mounted on the same app,
+``POST /bench/bare``: an async handler (like the resolve route) that parses the same optional
+``{"executionId": ...}`` body and returns a constant JSON object. Both phases therefore pay the
+same server, middleware, routing, body validation and JSON response; the difference is flowcred's
+work (API-key check, tenant lookup, resolve, audit write, response model).
 
 The load: ``--clients`` (50) concurrent asyncio clients, each with its own keep-alive
 connection (``bench/_load_client.py``: a minimal HTTP/1.1 client, because ``httpx.AsyncClient``
@@ -79,10 +80,10 @@ def serve(home: Path) -> None:
     from flowcred.api.app import create_app
     from flowcred.settings import load_settings
 
-    app = create_app(load_settings(home=home))
+    app = create_app(load_settings(home=home), freeze_heap=True)  # as `flowcred serve` does
 
     @app.post("/bench/bare")
-    def bare(body: BareBody | None = None) -> dict[str, str]:
+    async def bare(body: BareBody | None = None) -> dict[str, str]:
         return {"status": "ok"}
 
     # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets whose proto says TCP,

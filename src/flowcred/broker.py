@@ -712,6 +712,11 @@ class Broker:
         found = self._store.get(credential_id)
         return found.tenant if found is not None else None
 
+    def cached_tenant_of(self, credential_id: int) -> str | None:
+        """:meth:`tenant_of` when the resolve cache knows it (no read, safe on an event loop);
+        None otherwise."""
+        return self._resolver.cached_tenant(credential_id)
+
     def pending_rewraps(self) -> int:
         """Data keys not yet under the primary KEK (non-zero after an interrupted rotation)."""
         return kek_versions.pending_rewraps(self.engine, self._rings.current.primary_version)

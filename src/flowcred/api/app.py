@@ -7,6 +7,7 @@ a wrong key or an unreachable database fails start-up rather than every request.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,13 +25,25 @@ from flowcred.errors import FlowcredError
 from flowcred.settings import FlowcredSettings
 
 
-def create_app(settings: FlowcredSettings, *, broker: Broker | None = None) -> FastAPI:
-    """Build the app. Pass ``broker`` to share one already open (it is then not closed here)."""
+def create_app(
+    settings: FlowcredSettings, *, broker: Broker | None = None, freeze_heap: bool = False
+) -> FastAPI:
+    """Build the app. Pass ``broker`` to share one already open (it is then not closed here).
+
+    ``freeze_heap=True`` is for a process that exists to serve this app (``flowcred serve``):
+    once start-up is done, everything alive is moved out of the garbage collector's reach
+    (``gc.freeze``). The framework, catalog and broker make a large long-lived heap, and every
+    full collection walked all of it, stalling every request in flight: under load that was
+    most of the p99 latency of resolve. Not for an app embedded in someone else's process.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = broker is None
         app.state.broker = broker if broker is not None else open_broker(settings=settings)
+        if freeze_heap:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:

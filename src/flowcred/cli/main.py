@@ -120,7 +120,7 @@ def serve(
         announce_admin_key(broker)
     # TLS: the server context Python builds refuses anything older than TLS 1.2 and prefers 1.3.
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, freeze_heap=True),
         host=settings.host,
         port=settings.port,
         log_level="info",
