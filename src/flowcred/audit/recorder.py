@@ -25,11 +25,11 @@ operation that wanted the event must not proceed (resolve hands out no material)
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import functools
 import json
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,12 +82,13 @@ class Appended:
 
 
 class _Slot:
-    __slots__ = ("body", "done", "error", "future", "leader", "result")
+    __slots__ = ("body", "error", "future", "leader", "result", "wake")
 
     def __init__(self, body: str) -> None:
         self.body = body
-        # Only a thread that has to wait gets an Event; the leader never waits on its own slot.
-        self.done: threading.Event | None = None
+        # A thread's slot has a held lock, released to wake it (results ready, or leadership
+        # handed over): the cheapest wake-up CPython has, and one per event is paid for.
+        self.wake: _thread.LockType | None = None
         # A coroutine's slot has a future instead, settled on its own event loop.
         self.future: asyncio.Future[Appended] | None = None
         self.leader = False
@@ -119,6 +120,9 @@ class AuditRecorder:
         self._lock = threading.Lock()
         self._pending: list[_Slot] = []
         self._flushing = False
+        # A gathering leader waits on this lock until the queue holds _gate_size slots.
+        self._gate: _thread.LockType | None = None
+        self._gate_size = 0
         # Leads batches on behalf of coroutines; one grant (release) per leadership handed to it.
         self._flusher: threading.Thread | None = None
         self._flusher_grants = threading.Semaphore(0)
@@ -248,16 +252,12 @@ class AuditRecorder:
         # then overlaps the leader's commit, which releases the GIL while it waits on the disk,
         # and the leader's serial part shrinks to chaining the MACs.
         slot = _Slot(self.body(event))
-        with self._lock:
-            self._pending.append(slot)
-            if not self._flushing:
-                self._flushing = True
-                slot.leader = True
-            else:
-                slot.done = threading.Event()
-        if slot.done is not None:
-            if not slot.done.wait(WAIT_SECONDS):
-                raise AuditWriteFailed("timed out waiting for the audit log")
+        wake = slot.wake = _thread.allocate_lock()
+        wake.acquire()
+        if self._enqueue(slot):
+            slot.leader = True
+        elif not wake.acquire(timeout=WAIT_SECONDS):
+            raise AuditWriteFailed("timed out waiting for the audit log")
         if slot.leader:
             self._lead(slot)
         if slot.error is not None:
@@ -276,17 +276,26 @@ class AuditRecorder:
         slot = _Slot(self.body(event))
         future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
         slot.future = future
-        with self._lock:
-            self._pending.append(slot)
-            grant = not self._flushing
-            self._flushing = True
-        if grant:
+        if self._enqueue(slot):
             self._grant_flusher()
         try:
             async with asyncio.timeout(WAIT_SECONDS):
                 return await future
         except TimeoutError:
             raise AuditWriteFailed("timed out waiting for the audit log") from None
+
+    def _enqueue(self, slot: _Slot) -> bool:
+        """Queue ``slot``; True when nobody was leading, so the caller must see to it."""
+        with self._lock:
+            self._pending.append(slot)
+            gate = self._gate
+            if gate is not None and len(self._pending) >= self._gate_size:
+                self._gate = None
+                gate.release()
+            if self._flushing:
+                return False
+            self._flushing = True
+            return True
 
     def _grant_flusher(self) -> None:
         """Hand leadership to the flusher thread (starting it on first use)."""
@@ -307,15 +316,21 @@ class AuditRecorder:
     def _lead(self, own: _Slot | None) -> None:
         # When the last batch had company, the other callers are usually a few microseconds
         # from queueing again (they were just woken). Give them a moment (at most
-        # GATHER_SECONDS, yielding the GIL) so one commit serves them all, instead of
-        # alternating batches of one and of many. A lone caller never waits. The flusher
-        # (own is None) does not wait: coroutines keep queueing while it writes anyway.
+        # GATHER_SECONDS, blocked on a gate the last of them opens) so one commit serves them
+        # all, instead of alternating batches of one and of many. A lone caller never waits.
+        # The flusher (own is None) does not wait: coroutines keep queueing while it writes.
         target = self._last_batch
         if target > 1 and own is not None:
-            deadline = time.perf_counter() + GATHER_SECONDS
-            while len(self._pending) < target and time.perf_counter() < deadline:
-                time.sleep(0)
+            gate = _thread.allocate_lock()
+            gate.acquire()
+            with self._lock:
+                if len(self._pending) < target:
+                    self._gate, self._gate_size = gate, target
+                else:
+                    gate.release()
+            gate.acquire(timeout=GATHER_SECONDS)
         with self._lock:
+            self._gate = None
             batch, self._pending = self._pending, []
         self._last_batch = len(batch)
         try:
@@ -325,11 +340,11 @@ class AuditRecorder:
                 successor = self._pending[0] if self._pending else None
                 if successor is None:
                     self._flushing = False
-                elif successor.done is not None:
+                elif successor.wake is not None:
                     successor.leader = True
             if successor is not None:
-                if successor.done is not None:
-                    successor.done.set()
+                if successor.wake is not None:
+                    successor.wake.release()
                 else:
                     # A coroutine's slot is first in line: the flusher thread leads for it.
                     self._grant_flusher()
@@ -349,8 +364,10 @@ class AuditRecorder:
         for slot, result in zip(batch, results, strict=True):
             slot.result = result
             slot.error = error
-            if slot.done is not None:
-                slot.done.set()
+            if slot.leader:
+                continue  # Not waiting: the leader reads its slot once _lead returns.
+            if slot.wake is not None:
+                slot.wake.release()
             elif slot.future is not None:
                 by_loop.setdefault(slot.future.get_loop(), []).append(slot)
         for loop, slots in by_loop.items():
