@@ -27,6 +27,8 @@ import pytest
 from sqlalchemy import text
 
 from flowcred.audit import AuditEvent
+from flowcred.audit import recorder as recorder_module
+from flowcred.audit.recorder import AuditWriteFailed
 from flowcred.broker import Broker, open_broker
 from flowcred.settings import load_settings
 
@@ -420,4 +422,52 @@ def test_a_cancelled_aresolve_leaves_its_event_and_harms_no_other(sqlite_broker:
         blocker.close()
     recorded = {e.execution_id for e in broker.audit.list(limit=10)}
     assert {"gone", "kept"} <= recorded
+    assert broker.audit.verify().is_valid
+
+
+def test_callers_that_gave_up_waiting_do_not_wedge_the_recorder(
+    sqlite_broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Callers queued behind a stuck commit give up after the wait limit (AuditWriteFailed, no
+    material). Once the database is free again, the next caller must be served: leadership must
+    never be handed to a thread that has already gone."""
+    monkeypatch.setattr(recorder_module, "WAIT_SECONDS", 0.5)
+    broker = sqlite_broker
+    cred = broker.credentials.create(name="stuck", type="api_key", secret_value=SECRET)
+    provider = broker.provider()
+    provider.resolve(cred.id, execution_id="warm")
+    blocker = sqlite3.connect(broker.settings.home / "flowcred.db", isolation_level=None)
+    outcomes: dict[str, str] = {}
+
+    def resolve(execution_id: str) -> None:
+        try:
+            provider.resolve(cred.id, execution_id=execution_id)
+            outcomes[execution_id] = "ok"
+        except AuditWriteFailed:
+            outcomes[execution_id] = "failed"
+
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        leader = threading.Thread(target=resolve, args=("leader",))
+        leader.start()
+        deadline = time.monotonic() + 10
+        while not broker._recorder._flushing and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert broker._recorder._flushing, "the first caller never started its commit"
+        followers = [threading.Thread(target=resolve, args=(f"gave-up-{n}",)) for n in range(2)]
+        for thread in followers:
+            thread.start()
+        for thread in followers:
+            thread.join(timeout=10)
+        assert outcomes == {"gave-up-0": "failed", "gave-up-1": "failed"}
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    leader.join(timeout=30)
+    assert outcomes["leader"] == "ok"
+    resolve("after")
+    assert outcomes["after"] == "ok", "the recorder stayed wedged behind callers that had gone"
+    recorded = {e.execution_id for e in broker.audit.list(limit=20)}
+    assert {"leader", "after"} <= recorded
+    assert not {"gave-up-0", "gave-up-1"} & recorded  # they got no material and left no event
     assert broker.audit.verify().is_valid

@@ -257,13 +257,27 @@ class AuditRecorder:
         if self._enqueue(slot):
             slot.leader = True
         elif not wake.acquire(timeout=WAIT_SECONDS):
-            raise AuditWriteFailed("timed out waiting for the audit log")
+            self._abandon(slot)
         if slot.leader:
             self._lead(slot)
         if slot.error is not None:
             raise slot.error
         assert slot.result is not None
         return slot.result
+
+    def _abandon(self, slot: _Slot) -> None:
+        """Give up waiting for ``slot`` (raises AuditWriteFailed) -- unless leadership reached it
+        meanwhile, which must not be dropped: then the caller leads after all.
+
+        A slot still queued is taken out, so no leader later hands leadership to a thread that
+        has gone (that would leave every later caller waiting behind nobody).
+        """
+        with self._lock:
+            if slot.leader:
+                return
+            if slot in self._pending:
+                self._pending.remove(slot)
+        raise AuditWriteFailed("timed out waiting for the audit log")
 
     async def arecord(self, event: PendingEvent) -> Appended:
         """Append ``event`` and return once it is durable, without blocking the event loop.
