@@ -471,3 +471,68 @@ def test_callers_that_gave_up_waiting_do_not_wedge_the_recorder(
     assert {"leader", "after"} <= recorded
     assert not {"gave-up-0", "gave-up-1"} & recorded  # they got no material and left no event
     assert broker.audit.verify().is_valid
+
+
+def test_an_unwritable_checkpoint_file_neither_fails_nor_stalls_recorded_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The checkpoint file is written after events are durable. If it cannot be written (disk
+    full, a directory in its place), the calls whose events committed succeed, the error is
+    logged, and later calls -- threads and coroutines queued behind one another -- are served
+    rather than left waiting behind a commit thread that died."""
+    monkeypatch.setattr(recorder_module, "WAIT_SECONDS", 5.0)
+    settings = load_settings(home=tmp_path / "home", audit_checkpoint_seconds=0)
+    with open_broker(settings=settings) as broker:
+        cred = broker.credentials.create(name="cp", type="api_key", secret_value=SECRET)
+        provider = broker.provider()
+        provider.resolve(cred.id, execution_id="warm")
+        checkpoint = settings.resolved_checkpoint_path
+        checkpoint.unlink()
+        checkpoint.mkdir()  # the atomic rename onto it now fails
+
+        async def burst(tag: str) -> list[str]:
+            async def one(n: int) -> str:
+                material = await provider.aresolve(cred.id, execution_id=f"{tag}-{n}")
+                return material.fields["api_key"].reveal()
+
+            async with asyncio.timeout(60):
+                return await asyncio.gather(*(one(n) for n in range(20)))
+
+        assert asyncio.run(burst("first")) == [SECRET] * 20
+        assert asyncio.run(burst("second")) == [SECRET] * 20
+        assert provider.resolve(cred.id, execution_id="sync").version == 1
+        broker.credentials.rotate(cred.id, secret_value=SECRET + "-2")
+        assert any("audit checkpoint file not written" in r.getMessage() for r in caplog.records)
+        recorded = collections.Counter(e.execution_id for e in all_events(broker))
+        for tag in ("first", "second"):
+            assert all(recorded[f"{tag}-{n}"] == 1 for n in range(20))
+        assert recorded["sync"] == 1
+    # Closing (a final checkpoint write) logs the same error instead of raising.
+    checkpoint.rmdir()
+    with open_broker(settings=settings) as reopened:
+        assert reopened.audit.verify().is_valid
+
+
+def test_a_cancelled_aresolve_that_had_to_read_still_leaves_its_event(
+    sqlite_broker: Broker,
+) -> None:
+    """A cache miss reads in a worker thread. Cancelling the caller meanwhile must not lose the
+    call's event: the read finishes in its thread and records what happened."""
+    broker = sqlite_broker
+    cred = broker.credentials.create(name="cold", type="api_key", secret_value=SECRET)
+    provider = broker.provider()
+
+    async def scenario() -> None:
+        task = asyncio.create_task(provider.aresolve(cred.id, execution_id="cold-cancelled"))
+        await asyncio.sleep(0)  # the task starts and hands the read to a worker thread
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    deadline = time.monotonic() + 10
+    found: list[AuditEvent] = []
+    while not found and time.monotonic() < deadline:
+        found = [e for e in broker.audit.list(limit=10) if e.execution_id == "cold-cancelled"]
+        time.sleep(0.02)
+    assert [(e.action, e.result) for e in found] == [("resolved", "success")]

@@ -29,6 +29,8 @@ import _thread
 import asyncio
 import functools
 import json
+import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +47,8 @@ from flowcred.errors import FlowcredError
 from flowcred.redaction import SecretRegistry
 from flowcred.store.engine import connect_raw, is_sqlite, translate_placeholders
 
+log = logging.getLogger("flowcred.audit")
+
 # Any constant works; it only has to be the same in every process sharing the database.
 ADVISORY_LOCK_KEY = 0x666C6F7763726564  # "flowcred"
 WAIT_SECONDS = 60.0
@@ -58,8 +62,8 @@ _INSERT_SQL = (
 
 
 # One multi-row INSERT per batch on SQLite, not executemany: the driver releases the GIL around
-# every step, and in a busy process each release can cost a wait to get it back (up to the switch
-# interval), once per row. 5 values a row stays far below SQLite's bound on parameters.
+# every step, and in a busy process each release can cost a wait to get it back, once per row.
+# Capped further by the build's bound on parameters (5 a row), see _rows_per_insert.
 _ROWS_PER_INSERT = 500
 
 
@@ -117,6 +121,7 @@ class AuditRecorder:
         self._last_sql = translate_placeholders(engine, _LAST_SQL)
         self._insert_sql = translate_placeholders(engine, _INSERT_SQL)
         self._macs: dict[tuple[int, int], ChainMac] = {}
+        self._insert_rows: int | None = None
         self._lock = threading.Lock()
         self._pending: list[_Slot] = []
         self._flushing = False
@@ -239,8 +244,19 @@ class AuditRecorder:
     def committed(self, appended: Appended) -> None:
         """Tell the recorder an :meth:`append_in` event was committed (for the checkpoint)."""
         self.know(appended.id, appended.hash)
-        if self._checkpoint is not None:
+        self._note_checkpoint(appended)
+
+    def _note_checkpoint(self, appended: Appended) -> None:
+        """Move the checkpoint file forward. Its events are already durable, so a failure to
+        write the file (disk full, unwritable directory) is logged, not raised: it must not
+        turn a committed change into an error, nor stop the committing thread. The next note
+        tries again."""
+        if self._checkpoint is None:
+            return
+        try:
             self._checkpoint.note(appended.id, appended.hash, self._ring())
+        except Exception as exc:
+            log.error("audit checkpoint file not written (%s: %s)", type(exc).__name__, exc)
 
     # -- group commit --------------------------------------------------------------------------
 
@@ -323,9 +339,17 @@ class AuditRecorder:
     def _flusher_loop(self) -> None:
         while True:
             if self._flusher_grants.acquire(timeout=1.0):
-                self._lead(None)
-            elif self._closed:
-                return
+                try:
+                    self._lead(None)
+                except Exception as exc:  # _lead already failed the batch's callers
+                    log.error("audit flusher: %s", type(exc).__name__)
+                continue
+            with self._lock:
+                # Leave only once closed and idle, deciding under the lock every grant is
+                # decided under, so a grant can never go to a thread on its way out.
+                if self._closed and not self._flushing:
+                    self._flusher = None
+                    return
 
     def _lead(self, own: _Slot | None) -> None:
         # When the last batch had company, the other callers are usually a few microseconds
@@ -393,8 +417,7 @@ class AuditRecorder:
         if error is None and appended:
             last = appended[-1]
             self.know(last.id, last.hash)
-            if self._checkpoint is not None:
-                self._checkpoint.note(last.id, last.hash, self._ring())
+            self._note_checkpoint(last)
 
     def _connection(self) -> Any:
         if self._conn is None:
@@ -438,8 +461,9 @@ class AuditRecorder:
 
             self._check_continuity(last, hash_at)
             rows, appended = self._chain(last, bodies)
-            for start in range(0, len(rows), _ROWS_PER_INSERT):
-                chunk = rows[start : start + _ROWS_PER_INSERT]
+            per_insert = self._rows_per_insert(conn)
+            for start in range(0, len(rows), per_insert):
+                chunk = rows[start : start + per_insert]
                 conn.execute(_multi_row_insert(len(chunk)), [v for row in chunk for v in row])
             conn.execute("COMMIT")
         except BaseException:
@@ -448,11 +472,22 @@ class AuditRecorder:
             raise
         return appended
 
+    def _rows_per_insert(self, conn: Any) -> int:
+        """Rows per multi-row INSERT: _ROWS_PER_INSERT, or fewer where this SQLite build allows
+        fewer parameters per statement (999 before SQLite 3.32)."""
+        if self._insert_rows is None:
+            limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+            self._insert_rows = max(1, min(_ROWS_PER_INSERT, limit // 5))
+        return self._insert_rows
+
     def close(self) -> None:
         """Write the final checkpoint and release the connection."""
         self._closed = True
         if self._checkpoint is not None:
-            self._checkpoint.flush(self._ring())
+            try:
+                self._checkpoint.flush(self._ring())
+            except Exception as exc:
+                log.error("audit checkpoint file not written (%s: %s)", type(exc).__name__, exc)
         self._reset_connection()
 
 

@@ -187,13 +187,16 @@ class Resolver:
         For an event loop: a hit (the usual case for a hot credential) is answered without
         blocking, with the same errors as :meth:`resolve`; a miss is for a worker thread.
         """
+        now = self._clock.monotonic()
         if isinstance(ref, str) and not ref.isdigit():
             hit = self._handles.get((tenant, environment, ref))
-            if hit is None or hit[0] <= self._clock.monotonic():
+            if hit is None or hit[0] <= now:
                 return None
-        cid = self.credential_id(ref, tenant, environment)
+            cid = hit[1]
+        else:
+            cid = self.credential_id(ref, tenant, environment)  # no read for an id
         entry = self._cache.get(cid)
-        if entry is None or entry[0] <= self._clock.monotonic():
+        if entry is None or entry[0] <= now:
             return None
         if entry[1] != tenant:
             raise _foreign(ref, tenant)
@@ -349,10 +352,6 @@ class CredentialProvider:
     ) -> CredentialMaterial:
         try:
             material = self._resolver.cached(ref, self.tenant, self.environment)
-            if material is None:
-                material = await asyncio.to_thread(
-                    self._resolver.resolve, ref, self.tenant, self.environment
-                )
         except FlowcredError as exc:
             await asyncio.to_thread(
                 self._trail.failure,
@@ -364,6 +363,11 @@ class CredentialProvider:
                 execution_id=execution_id,
             )
             raise
+        if material is None:
+            # A miss reads the database: the whole blocking call, its event included, runs in a
+            # worker thread, which finishes (and records the event) even if the caller is
+            # cancelled meanwhile.
+            return await asyncio.to_thread(self._material, ref, action, execution_id)
         await self._trail.acredential_read(
             self._access,
             action,
