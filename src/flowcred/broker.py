@@ -706,7 +706,7 @@ class Broker:
         Answered from the resolve cache when it holds the credential, so routing a platform
         key's resolve costs no extra read.
         """
-        cached = self._resolver.cached_tenant(credential_id)
+        cached = self.cached_tenant_of(credential_id)
         if cached is not None:
             return cached
         found = self._store.get(credential_id)

@@ -146,6 +146,13 @@ def module_api_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]
 
 
 @pytest.fixture
+def any_db_api_env(database_url: str, tmp_path: Path) -> Iterator[ApiEnv]:
+    """The API on each database of ``database_url`` (SQLite, and PostgreSQL when present)."""
+    with open_api_env(tmp_path, database_url=database_url) as env:
+        yield env
+
+
+@pytest.fixture
 def open_api_env_factory() -> Callable[..., Any]:
     """:func:`open_api_env` itself, for tests that manage the environment's lifetime."""
     return open_api_env

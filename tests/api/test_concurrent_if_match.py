@@ -10,21 +10,14 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 CLIENTS = 8
 ROUNDS = 5
 
 
-def test_same_if_match_has_exactly_one_winner_per_version(
-    database_url: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    open_api_env = request.getfixturevalue("open_api_env_factory")
-    with open_api_env(tmp_path, database_url=database_url) as env:
-        _run(env)
+def test_same_if_match_has_exactly_one_winner_per_version(any_db_api_env: Any) -> None:
+    _run(any_db_api_env)
 
 
 def _run(env: Any) -> None:

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from flowcred.audit import AuditFilter
 
@@ -28,12 +26,8 @@ PER_KIND = 30
 REQUEST_TIMEOUT = 60.0
 
 
-def test_concurrent_resolves_each_get_their_answer_and_one_event(
-    database_url: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    open_api_env = request.getfixturevalue("open_api_env_factory")
-    with open_api_env(tmp_path, database_url=database_url) as env:
-        _run(env)
+def test_concurrent_resolves_each_get_their_answer_and_one_event(any_db_api_env: Any) -> None:
+    _run(any_db_api_env)
 
 
 def _run(env: Any) -> None:

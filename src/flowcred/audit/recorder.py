@@ -256,7 +256,7 @@ class AuditRecorder:
         try:
             self._checkpoint.note(appended.id, appended.hash, self._ring())
         except Exception as exc:
-            log.error("audit checkpoint file not written (%s: %s)", type(exc).__name__, exc)
+            _checkpoint_not_written(exc)
 
     # -- group commit --------------------------------------------------------------------------
 
@@ -487,8 +487,12 @@ class AuditRecorder:
             try:
                 self._checkpoint.flush(self._ring())
             except Exception as exc:
-                log.error("audit checkpoint file not written (%s: %s)", type(exc).__name__, exc)
+                _checkpoint_not_written(exc)
         self._reset_connection()
+
+
+def _checkpoint_not_written(exc: Exception) -> None:
+    log.error("audit checkpoint file not written (%s: %s)", type(exc).__name__, exc)
 
 
 def _settle(slots: list[_Slot]) -> None:

@@ -86,25 +86,10 @@ class AuditTrail:
         details: Mapping[str, Any] | None = None,
     ) -> None:
         self.recorder.record(
-            self._read_event(access, action, record_or_id, tenant, execution_id, details)
+            self.read_event(access, action, record_or_id, tenant, execution_id, details)
         )
 
-    async def acredential_read(
-        self,
-        access: Access,
-        action: str,
-        record_or_id: Credential | int,
-        *,
-        tenant: str | None,
-        execution_id: str | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> None:
-        """:meth:`credential_read` for coroutines."""
-        await self.recorder.arecord(
-            self._read_event(access, action, record_or_id, tenant, execution_id, details)
-        )
-
-    def _read_event(
+    def read_event(
         self,
         access: Access,
         action: str,
@@ -113,6 +98,8 @@ class AuditTrail:
         execution_id: str | None,
         details: Mapping[str, Any] | None,
     ) -> PendingEvent:
+        """The success event of reading a credential (for the recorder's ``record`` or
+        ``arecord``)."""
         cid = record_or_id.id if isinstance(record_or_id, Credential) else record_or_id
         return self.event(
             access,

@@ -23,7 +23,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from flowcred.audit.events import Access
+from flowcred.audit.events import Access, PendingEvent
 from flowcred.audit.trail import AuditTrail
 from flowcred.catalog import Catalog, CredentialType, place
 from flowcred.clock import Clock
@@ -332,15 +332,20 @@ class CredentialProvider:
                 self._access, action, exc, tenant=self.tenant, ref=ref, execution_id=execution_id
             )
             raise
-        self._trail.credential_read(
+        self._trail.recorder.record(self._read_event(material, action, execution_id))
+        return material
+
+    def _read_event(
+        self, material: CredentialMaterial, action: str, execution_id: str | None
+    ) -> PendingEvent:
+        return self._trail.read_event(
             self._access,
             action,
             material.credential_id,
-            tenant=self.tenant,
-            execution_id=execution_id,
-            details={"version": material.version},
+            self.tenant,
+            execution_id,
+            {"version": material.version},
         )
-        return material
 
     def resolve(self, ref: Ref, *, execution_id: str | None = None) -> CredentialMaterial:
         """Material for ``ref``. Raises CredentialNotFound, CredentialExpired, DecryptionFailed,
@@ -352,30 +357,14 @@ class CredentialProvider:
     ) -> CredentialMaterial:
         try:
             material = self._resolver.cached(ref, self.tenant, self.environment)
-        except FlowcredError as exc:
-            await asyncio.to_thread(
-                self._trail.failure,
-                self._access,
-                action,
-                exc,
-                tenant=self.tenant,
-                ref=ref,
-                execution_id=execution_id,
-            )
-            raise
+        except FlowcredError:
+            material = None  # The blocking path raises it again and records the failure.
         if material is None:
             # A miss reads the database: the whole blocking call, its event included, runs in a
             # worker thread, which finishes (and records the event) even if the caller is
             # cancelled meanwhile.
             return await asyncio.to_thread(self._material, ref, action, execution_id)
-        await self._trail.acredential_read(
-            self._access,
-            action,
-            material.credential_id,
-            tenant=self.tenant,
-            execution_id=execution_id,
-            details={"version": material.version},
-        )
+        await self._trail.recorder.arecord(self._read_event(material, action, execution_id))
         return material
 
     async def aresolve(self, ref: Ref, *, execution_id: str | None = None) -> CredentialMaterial:
