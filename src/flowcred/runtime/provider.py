@@ -9,7 +9,7 @@ This is the code every flow run goes through, so it is built for speed:
   writes to the database.
 
 Every secret decrypted here is registered with the log redaction registry before it is handed
-out. Changes made through :class:`~flowcred.broker.Credentials` invalidate the cache at once in
+out. Changes made through :class:`~flowcred.credentials.Credentials` invalidate the cache at once in
 this process; other processes see a change within the TTL.
 """
 
