@@ -58,7 +58,7 @@ SERVER_STOP_TIMEOUT = 20.0
 
 _MARKER = re.compile(r"^<!--\s*readme-test:\s*(?P<word>[a-z-]+)(?:\s+(?P<arg>.*?))?\s*-->\s*$")
 # Lines that must never run unmarked: they install things, rebuild the venv or never return.
-_NEEDS_MARKER = re.compile(r"(^|[;&|(]\s*)(make\b|pip3? install\b|flowcred serve\b)")
+_NEEDS_MARKER = re.compile(r"(^|[;&|(]\s*)(make|flowcred serve)\b|\bpip3? install\b")
 
 
 class ReadmeMarkupError(Exception):
@@ -497,6 +497,7 @@ def test_parse_classifies_examples_and_their_output() -> None:
         ("prose\n\n```text\nstray output\n```\n", "neither an example"),
         ("```sh\nmake test\n```\n", "mark the block"),
         ("```sh\ncd x && pip install -e .\n```\n", "mark the block"),
+        ("```sh\npython -m pip install flowcred\n```\n", "mark the block"),
         ("```sh\nflowcred serve --port 8700\n```\n", "mark the block"),
         ("<!-- readme-test: skip -->\n```sh\nmake\n```\n", "say why"),
         ("<!-- readme-test: later -->\n```sh\ntrue\n```\n", "unknown marker"),
