@@ -93,3 +93,28 @@ def test_broker_repr_has_no_password(clean_pg_url: str, tmp_path: Path) -> None:
         assert CANARY not in repr(broker) and CANARY not in repr(broker.settings)
     finally:
         broker.close()
+
+
+def test_readiness_check_reports_a_driver_error_without_its_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from flowcred.errors import StoreError
+    from flowcred.store import kek_versions
+
+    broker = open_broker(settings=load_settings(home=tmp_path / "home"))
+    try:
+
+        def down(*_: object) -> None:
+            raise OperationalError(
+                "SELECT 1", {}, Exception(f'server at "db", port 5432 failed: password={CANARY}')
+            )
+
+        monkeypatch.setattr(kek_versions, "open_ring", down)
+        with pytest.raises(StoreError) as info:
+            broker.check_ready()
+        assert CANARY not in str(info.value)
+        assert str(info.value).startswith("readiness check failed")
+    finally:
+        broker.close()
