@@ -66,6 +66,8 @@ def test_unexpected_extra_argument_is_not_echoed() -> None:
         ["audit", "list", "--since", CANARY],
         ["audit", "list", "--limit", CANARY],
         ["resolve", "stripe", CANARY],
+        ["credentials", "rollback", "stripe", CANARY],
+        ["credentials", "add", "--type", "api_key", "--name", "x", "--expires-at", CANARY],
     ],
 )
 def test_usage_errors_do_not_repeat_the_input(args: list[str]) -> None:

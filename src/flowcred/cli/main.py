@@ -86,7 +86,7 @@ def hide_echoed_input(exc: UsageError) -> None:
             exc.message = f"no such option ({NOT_SHOWN})"
         return
     text = exc.message
-    if isinstance(exc, BadParameter):
+    if isinstance(exc, BadParameter) or text.startswith("Value "):
         # "'sk_live_1' does not match the formats ...", "Value 'x' is not a valid ...": the
         # value goes, what was expected stays. Other messages (a missing file) name no value.
         exc.message = _VALUE_THEN.sub(f"the value ({NOT_SHOWN})", text, count=1)
