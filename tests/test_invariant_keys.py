@@ -120,7 +120,7 @@ def store(tmp_path: Path) -> Store:
     assert result.exit_code == 0, result.output
     key_file = home / "master.key"
     (key,) = KeyFileSource(key_file).load()
-    return Store(home, key_file, key, json.loads(result.stdout)["id"])
+    return Store(home, key_file, key, json.loads(result.stdout)["credentialId"])
 
 
 def assert_store_intact(store: Store) -> None:
@@ -128,7 +128,7 @@ def assert_store_intact(store: Store) -> None:
     result = run("credentials", "list", "--json")
     assert result.exit_code == 0, result.output
     (only,) = json.loads(result.stdout)
-    assert only["id"] == store.credential_id and only["current_version"] == 1
+    assert only["credentialId"] == store.credential_id and only["currentVersion"] == 1
     result = run("resolve", "stripe", "--reveal", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["headers"] == {"X-API-Key": SECRET}

@@ -275,8 +275,19 @@ class Broker:
         return kek_versions.pending_rewraps(self.engine, self._rings.current.primary_version)
 
     def check_ready(self) -> None:
-        """Raise if the database or the key is unusable (for readiness probes)."""
-        kek_versions.open_ring(self.engine, self.key_source, self.clock)
+        """Raise a FlowcredError if the database or the key is unusable (for readiness probes).
+
+        A driver error becomes a :class:`~flowcred.errors.StoreError` saying what is wrong
+        (refused, authentication, missing database) without the driver's text or a password.
+        """
+        from sqlalchemy.exc import DBAPIError
+
+        from flowcred.store.engine import translate_db_error
+
+        try:
+            kek_versions.open_ring(self.engine, self.key_source, self.clock)
+        except DBAPIError as exc:
+            raise translate_db_error(exc, "readiness check", self.engine.url) from None
 
     def close(self) -> None:
         if self._closed:

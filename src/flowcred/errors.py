@@ -8,10 +8,12 @@ Every error a user can meet derives from :class:`FlowcredError`::
     │   ├── KeyMismatch               a key was found, but not the one the database was sealed with
     │   └── InsecureKeyFile           the key file is readable by group or others
     ├── StoreError                    the database failed or is in an unexpected state
+    │   └── DatabaseUnavailable       cannot connect or open: refused, auth, missing db, file
     ├── CredentialNotFound            unknown id or handle, or another tenant's (no oracle)
     ├── CredentialTypeMismatch        the credential exists but is not of the type the caller needs
     ├── InvalidCredential             input failed validation; ``problems`` lists every field
-    │   └── UnknownCredentialType     the type name is not in the catalog
+    │   ├── UnknownCredentialType     the type name is not in the catalog
+    │   └── InvalidInput              bad input about something else: a filter, a TLS file, a key
     ├── ConflictError                 the request conflicts with the stored state
     │   ├── VersionConflict           check-and-set on the secret version lost a race or was stale
     │   └── HandleConflict            the handle is taken in that tenant + environment
@@ -62,6 +64,13 @@ class InsecureKeyFile(ConfigurationError):
 
 class StoreError(FlowcredError):
     """Raised when the database fails or holds something flowcred did not write."""
+
+
+class DatabaseUnavailable(StoreError):
+    """Raised when the database cannot be reached or opened, with the reason a person can fix.
+
+    The message names host and port (or the SQLite file), user and database: never a password.
+    """
 
 
 class CredentialNotFound(FlowcredError):
@@ -118,6 +127,17 @@ class UnknownCredentialType(InvalidCredential):
     def __init__(self, type_name: str) -> None:
         super().__init__([FieldProblem("type", f"unknown credential type {type_name!r}")])
         self.type_name = type_name
+
+
+class InvalidInput(InvalidCredential):
+    """Raised for bad input that is not about a credential: an audit filter, a TLS file, an API
+    key's fields. Handled as :class:`InvalidCredential` (422, exit code 2); the message starts
+    with ``invalid <subject>:`` so it names the right thing."""
+
+    def __init__(self, problems: Sequence[FieldProblem], *, subject: str) -> None:
+        super().__init__(problems)
+        self.subject = subject
+        self.args = (f"invalid {subject}: " + "; ".join(str(p) for p in self.problems),)
 
 
 class ConflictError(FlowcredError):

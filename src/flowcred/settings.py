@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from flowcred.errors import ConfigurationError
+from flowcred.url_masking import mask_url
 
 # Values people paste from examples. A master key equal to one of these is refused outright.
 _PLACEHOLDER_KEYS = frozenset({"changethis", "changeme", "secret", "password", "example", "xxx"})
@@ -92,6 +94,19 @@ class FlowcredSettings(BaseSettings):
             if len(decoded) != 32:
                 raise ValueError("FLOWCRED_MASTER_KEY must decode to exactly 32 bytes")
         return value
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # The database URL may hold a password: a repr (in a traceback, a log line, a debugger)
+        # shows it masked. ``master_key`` is a SecretStr and masks itself.
+        for name, value in super().__repr_args__():
+            if name == "database_url" and value is not None:
+                value = mask_url(value)
+            yield name, value
+
+    @property
+    def display_database_url(self) -> str:
+        """The database URL with its password masked: the only form to print or log."""
+        return mask_url(self.resolved_database_url)
 
     @property
     def resolved_key_file(self) -> Path:

@@ -17,7 +17,7 @@ from flowcred.audit.events import API_KEY
 from flowcred.broker import Broker
 from flowcred.cli.output import console, err_console, plain, print_json, when
 from flowcred.cli.session import open_cli_broker
-from flowcred.errors import FieldProblem, InvalidCredential
+from flowcred.errors import FieldProblem, InvalidInput
 from flowcred.store.api_keys import (
     DEFAULT_EXPIRY,
     ROLES,
@@ -62,8 +62,9 @@ def _audit(broker: Broker, action: str, key: ApiKey, **details: Any) -> None:
 
 def _expiry(expires_in_days: int | None, no_expiry: bool, now: datetime) -> Expiry:
     if expires_in_days is not None and no_expiry:
-        raise InvalidCredential(
-            [FieldProblem("--expires-in-days", "give --expires-in-days or --no-expiry, not both")]
+        raise InvalidInput(
+            [FieldProblem("--expires-in-days", "give --expires-in-days or --no-expiry, not both")],
+            subject="API key input",
         )
     if no_expiry:
         return None
@@ -231,4 +232,6 @@ def _role(value: str) -> Role:
     for role in ROLES:
         if role == value:
             return role
-    raise InvalidCredential([FieldProblem("role", f"must be one of {', '.join(ROLES)}")])
+    raise InvalidInput(
+        [FieldProblem("role", f"must be one of {', '.join(ROLES)}")], subject="API key input"
+    )

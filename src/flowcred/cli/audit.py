@@ -13,7 +13,7 @@ from rich.table import Table
 from flowcred.audit import AuditChainBroken, AuditFilter
 from flowcred.cli.output import console, err_console, plain, print_json
 from flowcred.cli.session import open_cli_broker
-from flowcred.errors import FieldProblem, InvalidCredential
+from flowcred.errors import FieldProblem, InvalidInput
 
 app = typer.Typer(help="Query, export and verify the audit trail.", no_args_is_help=True)
 
@@ -34,7 +34,9 @@ def _time(value: str | None, name: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidCredential([FieldProblem(name, "must be an ISO 8601 time")]) from None
+        raise InvalidInput(
+            [FieldProblem(name, "must be an ISO 8601 time")], subject="audit query"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -138,7 +140,9 @@ def export(
 ) -> None:
     """Write matching events to standard output, one JSON object per line."""
     if format_ != "jsonl":
-        raise InvalidCredential([FieldProblem("--format", "only jsonl is supported")])
+        raise InvalidInput(
+            [FieldProblem("--format", "only jsonl is supported")], subject="audit export"
+        )
     flt = _filter(
         event_type, action, result, resource_id, actor, tenant, execution_id, since, until
     )

@@ -1,18 +1,23 @@
-"""``flowcred credentials``: add, list, show, rotate, rollback and delete credentials."""
+"""``flowcred credentials``: add, list, show, edit, rotate, rollback and delete credentials."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from flowcred.catalog.schema import CredentialType
 from flowcred.cli.output import (
     console,
+    credential_json,
     credentials_table,
     key_value_table,
     print_json,
+    version_json,
+    visible,
     when,
 )
 from flowcred.cli.secret_input import read_secret
@@ -23,7 +28,15 @@ from flowcred.runtime.live_test import describe, http_check
 
 app = typer.Typer(help="Manage stored credentials.", no_args_is_help=True)
 
-TenantOpt = Annotated[str | None, typer.Option("--tenant", "-t", help="Tenant (default: default).")]
+TenantOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant",
+        "-t",
+        help="Tenant of the credential (a handle is looked up in 'default' unless given; "
+        "an id is found in any tenant).",
+    ),
+]
 EnvOpt = Annotated[str, typer.Option("--env", "-e", help="Environment, e.g. dev, staging, prod.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print stable JSON for scripts.")]
 StdinOpt = Annotated[
@@ -35,8 +48,14 @@ FileOpt = Annotated[
 ]
 
 
-def parse_sets(pairs: list[str]) -> dict[str, Any]:
-    """``--set key=value`` pairs to a config dict; the catalog coerces the strings later."""
+def parse_sets(pairs: list[str], known: FieldNames | None = None) -> dict[str, Any]:
+    """``--set key=value`` pairs to a config dict; the catalog coerces the strings later.
+
+    A malformed entry or an unknown field name is refused without repeating it: people paste a
+    secret where a field name belongs (``--set sk_live_...``), and the message, the terminal's
+    scrollback and the audit record of the refusal must not keep it. With ``known``, names are
+    checked here, before anything reaches the broker (whose messages name the field).
+    """
     config: dict[str, Any] = {}
     problems = []
     for pair in pairs:
@@ -44,9 +63,14 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
         if not sep or not key.strip():
             problems.append(
                 FieldProblem(
-                    "--set", f"expected key=value, got an entry without '=' ({key.strip()[:40]!r})"
+                    "--set",
+                    "expected key=value, got an entry without '=' (not shown: it may be a secret)",
                 )
             )
+            continue
+        problem = known.problem("--set", key.strip()) if known is not None else None
+        if problem is not None:
+            problems.append(problem)
             continue
         config[key.strip()] = value
     if problems:
@@ -54,12 +78,49 @@ def parse_sets(pairs: list[str]) -> dict[str, Any]:
     return config
 
 
+class FieldNames:
+    """The field names ``--set`` / ``--unset`` may use: one type's, or any type's in the catalog.
+
+    A name outside them is reported as unknown without being shown. A name of a secret field is
+    shown (it is a catalog name) with where the secret goes instead.
+    """
+
+    def __init__(self, types: Iterable[CredentialType], label: str) -> None:
+        self.config: dict[str, str] = {}
+        self.secret: set[str] = set()
+        for ctype in types:
+            for spec in ctype.fields:
+                for alias in spec.names:
+                    if spec.secret:
+                        self.secret.add(alias)
+                    else:
+                        self.config[alias] = spec.name
+        self.label = label
+
+    @classmethod
+    def of(cls, ctype: CredentialType) -> FieldNames:
+        return cls(
+            [ctype],
+            f"{ctype.name} fields: "
+            + (", ".join(spec.name for spec in ctype.config_fields) or "none"),
+        )
+
+    def problem(self, option: str, key: str) -> FieldProblem | None:
+        if key in self.config:
+            return None
+        if key in self.secret:
+            return FieldProblem(
+                f"{option} {key}",
+                "is a secret field: give it with --secret-stdin, --secret-file or the prompt",
+            )
+        return FieldProblem(
+            option, f"unknown field name (not shown: it may be a secret); {self.label}"
+        )
+
+
 def show_record(record: Credential, *, as_json: bool, extra: dict[str, Any] | None = None) -> None:
     if as_json:
-        data = record.to_dict()
-        if extra:
-            data.update(extra)
-        print_json(data)
+        print_json(credential_json(record, **(extra or {})))
         return
     rows = [
         ("id", str(record.id)),
@@ -102,7 +163,7 @@ def add(
     with open_cli_broker() as broker:
         try:
             ctype = broker.catalog.get(type_)
-            config = parse_sets(sets or [])
+            config = parse_sets(sets or [], FieldNames.of(ctype))
             secret_value = None
             if ctype.secret_fields:
                 hint = "JSON object" if ctype.is_composite else ctype.secret_fields[0].name
@@ -133,27 +194,33 @@ def add(
             show_record(record, as_json=True)
         else:
             console.print(
-                f"created credential [bold]{record.id}[/bold] (handle {record.handle}, "
-                f"type {record.type}, tenant {record.tenant}, env {record.environment})"
+                f"created credential {record.id} (handle {visible(record.handle)}, "
+                f"type {record.type}, tenant {visible(record.tenant)}, "
+                f"env {visible(record.environment)})"
             )
 
 
 @app.command("list")
 def list_(
-    tenant: TenantOpt = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant", "-t", help="Only this tenant's credentials (default: every tenant)."
+        ),
+    ] = None,
     env: Annotated[str | None, typer.Option("--env", "-e")] = None,
     type_: Annotated[str | None, typer.Option("--type")] = None,
     family: Annotated[str | None, typer.Option("--family")] = None,
     status: Annotated[str | None, typer.Option("--status")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List credentials (metadata only)."""
+    """List credentials (metadata only), of every tenant unless --tenant is given."""
     with open_cli_broker() as broker:
         records = broker.credentials.list(
             tenant=tenant, environment=env, type=type_, family=family, status=status
         )
     if as_json:
-        print_json([r.to_dict() for r in records])
+        print_json([credential_json(r) for r in records])
     elif records:
         console.print(credentials_table(records))
     else:
@@ -168,7 +235,7 @@ def show(
     with open_cli_broker() as broker:
         record, versions = broker.credentials.describe(ref, tenant=tenant, environment=env)
     if as_json:
-        show_record(record, as_json=True, extra={"versions": [v.to_dict() for v in versions]})
+        show_record(record, as_json=True, extra={"versions": [version_json(v) for v in versions]})
         return
     show_record(record, as_json=False)
     console.print(
@@ -177,6 +244,57 @@ def show(
             f"{v.version}{'*' if v.current else ''} ({when(v.created_at)})" for v in versions
         )
     )
+
+
+@app.command("edit")
+def edit(
+    ref: str,
+    tenant: TenantOpt = None,
+    env: EnvOpt = "default",
+    sets: Annotated[
+        list[str] | None, typer.Option("--set", help="Set a non-secret field: key=value.")
+    ] = None,
+    unsets: Annotated[
+        list[str] | None, typer.Option("--unset", help="Remove a non-secret field (its name).")
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="New display name.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a credential's name or non-secret config (the REST PATCH); the secret stays.
+
+    ``--set`` merges into the stored config, ``--unset`` removes a field; the type's rules apply
+    to the result. To change the secret use ``rotate``.
+    """
+    with open_cli_broker() as broker:
+        try:
+            # Names are checked against every type's fields here (the credential's own type is
+            # checked by the broker, whose message names only catalog fields): no extra read,
+            # so the edit stays one audit event.
+            known = FieldNames(broker.catalog, "see 'flowcred types TYPE' for a type's fields")
+            changes: dict[str, Any] = parse_sets(sets or [], known)
+            for key in unsets or []:
+                problem = known.problem("--unset", key.strip())
+                if problem is not None:
+                    raise InvalidCredential([problem])
+                changes[key.strip()] = None
+            if not changes and name is None:
+                raise InvalidCredential(
+                    [FieldProblem("--set", "nothing to change: give --set, --unset or --name")]
+                )
+        except FlowcredError as exc:
+            broker.audit_failure("updated", exc, tenant=tenant, ref=ref)
+            raise
+        record = broker.credentials.update(
+            ref,
+            tenant=tenant,
+            environment=env,
+            name=name,
+            config=changes or None,
+        )
+    if as_json:
+        show_record(record, as_json=True)
+    else:
+        console.print(f"updated credential {record.id} ({visible(record.handle)})")
 
 
 @app.command("rotate")

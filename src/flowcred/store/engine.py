@@ -14,6 +14,7 @@ Two kinds of connection are handed out:
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 
-from flowcred.errors import ConfigurationError, StoreError
+from flowcred.errors import ConfigurationError, DatabaseUnavailable, StoreError
+from flowcred.url_masking import mask_text
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _WRITE_OPTION = "flowcred_write"
@@ -47,11 +49,7 @@ def make_engine(url: str) -> Engine:
         raise ConfigurationError("FLOWCRED_DATABASE_URL is not a valid database URL") from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            db_path = Path(parsed.database)
-            db_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # Create the file owner-only before SQLite does: it gives its -wal and -shm files
-            # the database file's mode, so metadata stays private too.
-            os.close(os.open(db_path, os.O_CREAT | os.O_RDWR, 0o600))
+            _create_sqlite_file(Path(parsed.database))
         engine = create_engine(
             parsed,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
@@ -67,6 +65,36 @@ def make_engine(url: str) -> Engine:
     raise ConfigurationError(
         f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql+psycopg"
     )
+
+
+def _create_sqlite_file(db_path: Path) -> None:
+    """Create the directory (0700) and the file (0600) or say, by path, why that is impossible."""
+    try:
+        db_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseUnavailable(
+            f"cannot create the directory {str(db_path.parent)!r} of the SQLite database: "
+            f"{_os_reason(exc)}"
+        ) from None
+    try:
+        # Create the file owner-only before SQLite does: it gives its -wal and -shm files
+        # the database file's mode, so metadata stays private too.
+        os.close(os.open(db_path, os.O_CREAT | os.O_RDWR, 0o600))
+    except OSError as exc:
+        raise DatabaseUnavailable(
+            f"cannot open the SQLite database file {str(db_path)!r} for reading and writing: "
+            f"{_os_reason(exc)}"
+        ) from None
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "it is a directory"
+    if isinstance(exc, NotADirectoryError | FileExistsError):
+        return "a part of the path is a file, not a directory"
+    return (exc.strerror or type(exc).__name__).lower()
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -182,7 +210,89 @@ class HotReader:
         self._local = threading.local()
 
 
-def translate_db_error(exc: DBAPIError, what: str) -> StoreError:
-    """A StoreError naming the operation and the driver error class, never its parameters."""
-    orig = type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__
-    return StoreError(f"{what} failed ({orig})")
+def translate_db_error(exc: DBAPIError, what: str, url: URL | None = None) -> StoreError:
+    """A StoreError saying what went wrong, never the driver's parameters or a password.
+
+    Connection problems a person can fix — refused connection, failed authentication, missing
+    database, unwritable SQLite file — become :class:`~flowcred.errors.DatabaseUnavailable`
+    naming host and port (or the file), database and user. Anything else names the operation
+    and the driver error class only: a driver's message may quote the values of a statement.
+    ``url`` (the engine's) fills in what the driver's message leaves out.
+    """
+    orig = exc.orig if exc.orig is not None else exc
+    diagnosis = diagnose_db_error(str(orig), url)
+    if diagnosis is not None:
+        return DatabaseUnavailable(f"{what} failed: {diagnosis}")
+    return StoreError(f"{what} failed ({type(orig).__name__})")
+
+
+_SERVER_AT = re.compile(r'server at "(?P<host>[^"]*)"(?: \([^)]*\))?, port (?P<port>\d+)')
+_SOCKET_AT = re.compile(r'server on socket "(?P<socket>[^"]*)"')
+_QUOTED_ROLE = re.compile(r'role "(?P<name>[^"]*)" does not exist')
+_QUOTED_DB = re.compile(r'database "(?P<name>[^"]*)" does not exist')
+_AUTH_USER = re.compile(r'authentication failed for user "(?P<name>[^"]*)"')
+_RESOLVE_HOST = re.compile(r"(?:resolve host|translate host name) '?\"?(?P<host>[^'\" :]+)")
+
+
+def diagnose_db_error(message: str, url: URL | None = None) -> str | None:
+    """What a driver's connection-level ``message`` means, in words, or ``None`` if it is not one.
+
+    Works on the text because libpq reports connection failures without an SQLSTATE. The
+    result names host, port, user, database or file, which are not secret; it never contains
+    the message itself, and is passed through :func:`~flowcred.url_masking.mask_text` anyway.
+    """
+    text = message.lower()
+    sqlite = url is not None and url.get_backend_name() == "sqlite"
+    where = _where(message, url)
+    user = url.username if url is not None and url.username else None
+    if "connection refused" in text:
+        said = f"connection refused at {where}" if where else "connection refused"
+        return mask_text(said + " (is the database server running and listening there?)")
+    if m := _AUTH_USER.search(message):
+        return mask_text(f"authentication failed for user {m['name']!r} at {where or 'the server'}")
+    if "authentication failed" in text or "no password supplied" in text:
+        who = f" for user {user!r}" if user else ""
+        return mask_text(f"authentication failed{who} at {where or 'the server'}")
+    if m := _QUOTED_ROLE.search(message):
+        return mask_text(
+            f"authentication failed: role {m['name']!r} does not exist at {where or 'the server'}"
+        )
+    if "no pg_hba.conf entry" in text:
+        who = f" for user {user!r}" if user else ""
+        return mask_text(
+            f"the server at {where or '?'} refuses connections from this host{who} (pg_hba.conf)"
+        )
+    if m := _QUOTED_DB.search(message):
+        return mask_text(f"database {m['name']!r} does not exist at {where or 'the server'}")
+    if m := _RESOLVE_HOST.search(message):
+        return mask_text(f"unknown database host {m['host']!r}")
+    if "timeout expired" in text or "timed out" in text:
+        return mask_text(f"connection to {where or 'the database server'} timed out")
+    if sqlite and url is not None:
+        path = url.database or ""
+        if "unable to open database file" in text:
+            return mask_text(
+                f"cannot open the SQLite database file {path!r} (missing directory or no "
+                "permission to read or write it)"
+            )
+        if "readonly database" in text:
+            return mask_text(
+                f"the SQLite database file {path!r} is read-only (check the permissions of the "
+                "file and its directory)"
+            )
+        if "file is not a database" in text:
+            return mask_text(f"{path!r} is not a SQLite database file")
+        if "disk i/o error" in text:
+            return mask_text(f"disk I/O error on the SQLite database file {path!r}")
+    return None
+
+
+def _where(message: str, url: URL | None) -> str | None:
+    """``host:port`` (or the socket) from the engine URL, else from the driver's message."""
+    if url is not None and url.get_backend_name() != "sqlite" and url.host:
+        return f"{url.host}:{url.port or 5432}"
+    if m := _SERVER_AT.search(message):
+        return f"{m['host']}:{m['port']}"
+    if m := _SOCKET_AT.search(message):
+        return m["socket"]
+    return None

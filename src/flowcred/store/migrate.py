@@ -7,6 +7,7 @@ processes opening a fresh database at once do not both create the tables.
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,6 +22,11 @@ from flowcred.errors import StoreError
 from flowcred.store.engine import translate_db_error, write_transaction
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+
+# Alembic logs "Context impl SQLiteImpl." and "Will assume non-transactional DDL." at INFO each
+# time a migration context is made, which is every open: noise on every CLI command and in the
+# server log. Upgrades that actually run still show, at WARNING and above only on trouble.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _config() -> Config:
@@ -52,4 +58,4 @@ def upgrade(engine: Engine) -> None:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
     except DBAPIError as exc:
-        raise translate_db_error(exc, "database migration") from None
+        raise translate_db_error(exc, "opening the database", engine.url) from None
