@@ -18,7 +18,7 @@ from flowcred.catalog.field_formats import FORMAT_KINDS, check_format, parse_jso
 
 FieldKind = Literal["string", "integer", "boolean", "list", "json", "text"]
 FieldFormat = Literal[
-    "hostname", "port", "url", "email", "host_list", "pem", "service_account_json"
+    "hostname", "port", "url", "email", "host_list", "pem", "service_account_json", "http_token"
 ]
 
 # Words that read better in capitals when a label is derived from a field name.
@@ -78,6 +78,12 @@ class FieldSpec(BaseModel):
     config. ``aliases`` are other names accepted on input (Flowker's ``header_name`` for
     ``key_name``, for example); output always uses ``name``.
 
+    ``destination`` marks a field that says where the secret is sent (a host, a port, a URL, a
+    token endpoint, an issuer): changing it redirects the secret, so the broker lets a caller
+    that may not resolve change it only together with a new secret
+    (:meth:`flowcred.credentials.Credentials.update`). A secret given for a secret field must
+    not be blank.
+
     Loading fails with a ``ValueError`` (wrapped in a pydantic ``ValidationError``) when the
     declaration contradicts itself: an invalid regular expression, a format that does not fit the
     kind, bounds on a non-integer, a default on a secret field or a default that fails the field's
@@ -90,6 +96,7 @@ class FieldSpec(BaseModel):
     label: str = ""
     kind: FieldKind = "string"
     secret: bool = False
+    destination: bool = False
     required: bool = False
     default: Any = None
     enum: list[str] | None = None
@@ -238,6 +245,10 @@ class FieldSpec(BaseModel):
     def _check(self, value: Any) -> str | None:
         if self.required and value in ("", [], {}):
             return "must not be empty"
+        if self.secret and isinstance(value, str) and not value.strip():
+            # A blank secret is never a real one: it is a paste gone wrong or an unset variable,
+            # and storing it would only fail later, at the far end, with a less clear error.
+            return "must not be blank (empty or only whitespace)"
         items: Sequence[Any] = value if self.kind == "list" else (value,)
         if self.enum is not None:
             for item in items:

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from flowcred.catalog.field_formats import check_http_token
+
 PlacementStyle = Literal["none", "api_key", "bearer", "basic", "fields"]
 
 
@@ -58,6 +60,9 @@ class RequestPlacement(BaseModel):
         extra = [attr for attr, value in self._named_attrs() if value and attr not in allowed]
         if extra:
             raise ValueError(f"request style {self.style} does not use " + ", ".join(extra))
+        for attr, constant in (("key_name", self.key_name), ("header_name", self.header_name)):
+            if check_http_token(constant) is not None:
+                raise ValueError(f"request.{attr} must be an HTTP token (RFC 9110)")
         return self
 
     def _named_attrs(self) -> list[tuple[str, str | None]]:

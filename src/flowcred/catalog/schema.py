@@ -151,6 +151,10 @@ class CredentialType(BaseModel):
                     raise ValueError(
                         f"request.{attr} {field_name!r} must be a non-secret string field"
                     )
+            if attr in ("name_field", "header_field") and spec.format != "http_token":
+                # The value becomes a header, query-parameter or cookie name: only an RFC 9110
+                # token may be one, or a config value could inject a header.
+                raise ValueError(f"request.{attr} {field_name!r} needs format http_token")
             if attr == "location_field" and not (spec.enum and set(spec.enum) <= LOCATIONS):
                 raise ValueError(
                     f"request.location_field {field_name!r} needs an enum within "
@@ -171,6 +175,40 @@ class CredentialType(BaseModel):
     def defaults(self) -> Mapping[str, Any]:
         """Read-only map of field name to default, for the fields that declare one."""
         return self._defaults
+
+    @property
+    def destination_fields(self) -> list[FieldSpec]:
+        """The fields marked ``destination`` (where the secret is sent), in declaration order."""
+        return [spec for spec in self.fields if spec.destination]
+
+    @property
+    def plain_secret_field(self) -> FieldSpec | None:
+        """The secret field a plain ``secretValue`` string fills, or ``None`` if there is none.
+
+        That is the one secret field of a single-secret type, or the one *required* secret field
+        of a composite type (``aws_s3``'s ``secret_access_key``; its optional session token then
+        needs the JSON form). A composite type with no or several required secret fields takes
+        only the JSON object.
+        """
+        fields = self._secret_fields
+        if len(fields) == 1:
+            return fields[0]
+        required = [spec for spec in fields if spec.required]
+        return required[0] if len(required) == 1 else None
+
+    def secret_value_form(self) -> str:
+        """One sentence for people: which form this type's ``secretValue`` takes."""
+        fields = self._secret_fields
+        if not fields:
+            return "no secret: the secret value is empty"
+        plain = self.plain_secret_field
+        if len(fields) == 1 and plain is not None:
+            return f"a plain string (the {plain.name})"
+        keys = ", ".join(f"{spec.name}{' (required)' if spec.required else ''}" for spec in fields)
+        obj = f"a JSON object with keys {keys}"
+        if plain is not None:
+            return f"a plain string (the {plain.name}) or {obj}"
+        return obj
 
     @property
     def is_composite(self) -> bool:
@@ -267,7 +305,9 @@ class CredentialType(BaseModel):
         """Turn a Flow Studio ``secretValue`` string into a secret dict (not yet validated).
 
         A single-secret type maps the string to its one secret field; a composite type expects
-        the JSON text of an object; a type without secret fields accepts only an empty string.
+        the JSON text of an object, except that one with exactly one required secret field
+        (:attr:`plain_secret_field`) also takes a string that is not a JSON object as that field;
+        a type without secret fields accepts only an empty string.
         Pass the result to :meth:`validate_secret`. Raises
         :class:`~flowcred.errors.InvalidCredential` with a problem on ``secretValue`` when the
         value does not have that shape. The problem never quotes the input, and no JSON parser
@@ -286,6 +326,9 @@ class CredentialType(BaseModel):
             return {fields[0].name: value}
         parsed = parse_json_object(value)
         if parsed is None:
+            plain = self.plain_secret_field
+            if plain is not None:
+                return {plain.name: value}
             names = ", ".join(spec.name for spec in fields)
             self._fail(
                 [FieldProblem(SECRET_VALUE_FIELD, f"must be a JSON object with fields {names}")]
