@@ -99,5 +99,7 @@ def test_types_command_says_which_form_the_secret_takes() -> None:
     assert "JSON object" in out and "accountSid" in out and "authToken" in out
     out = runner.invoke(app, ["types", "slack"]).stdout
     assert "plain string" in out
+    out = runner.invoke(app, ["types", "sftp"]).stdout
+    assert "at least one of password, private_key" in out
     out = runner.invoke(app, ["types", "no_auth"]).stdout
     assert "no secret" in out

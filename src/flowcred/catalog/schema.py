@@ -206,6 +206,8 @@ class CredentialType(BaseModel):
             return f"a plain string (the {plain.name})"
         keys = ", ".join(f"{spec.name}{' (required)' if spec.required else ''}" for spec in fields)
         obj = f"a JSON object with keys {keys}"
+        for group in self._groups.get("secret", ()):
+            obj += f"; at least one of {', '.join(group)}"
         if plain is not None:
             return f"a plain string (the {plain.name}) or {obj}"
         return obj
