@@ -218,8 +218,9 @@ def test_unknown_type_and_handle_conflict(broker: Broker) -> None:
     with pytest.raises(flowcred.UnknownCredentialType):
         broker.credentials.create(name="x", type="nope", secret={})
     make_api_key(broker)
+    # A handle the caller chose conflicts; a generated one would get a suffix instead.
     with pytest.raises(flowcred.HandleConflict):
-        make_api_key(broker)
+        make_api_key(broker, handle="stripe")
     # The same handle is fine in another environment or tenant.
     make_api_key(broker, environment="prod")
     make_api_key(broker, tenant="acme")
@@ -269,7 +270,10 @@ def test_list_filters_and_pagination(broker: Broker) -> None:
 
 def test_expired_static_secret_is_refused(broker: Broker) -> None:
     past = broker.clock.now() - timedelta(minutes=1)
-    cred = make_api_key(broker, expires_at=past)
+    # An expiry already past is refused at create, so the credential expires "later": the past
+    # time is written straight to the store, as it would stand once the expiry has passed.
+    cred = make_api_key(broker)
+    broker._store.update(cred.id, expires_at=past)
     assert broker.credentials.get(cred.id).status == "expired"
     with pytest.raises(flowcred.CredentialExpired):
         broker.provider().resolve(cred.id)

@@ -162,9 +162,15 @@ class Broker:
         """The primary key-encryption-key version new secrets are sealed with."""
         return self._rings.current.primary_version
 
-    def acting_as(self, actor: Actor, source: str | None = None) -> BrokerView:
-        """A view whose operations are audited as ``actor`` from ``source`` (an address)."""
-        return BrokerView(self, Access(actor, source))
+    def acting_as(
+        self, actor: Actor, source: str | None = None, *, may_resolve: bool = True
+    ) -> BrokerView:
+        """A view whose operations are audited as ``actor`` from ``source`` (an address).
+
+        ``may_resolve=False`` for a caller that may not read secrets: the view then refuses to
+        change where a secret is sent unless the same call carries the secret.
+        """
+        return BrokerView(self, Access(actor, source, may_resolve))
 
     def provider(
         self, tenant: str = DEFAULT_TENANT, environment: str = DEFAULT_ENVIRONMENT

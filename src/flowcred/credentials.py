@@ -17,6 +17,7 @@ from flowcred.audit import Access
 from flowcred.audit.trail import AuditTrail
 from flowcred.catalog import Catalog, CredentialType
 from flowcred.errors import (
+    AccessDenied,
     CredentialNotFound,
     FieldProblem,
     FlowcredError,
@@ -27,15 +28,30 @@ from flowcred.errors import (
 from flowcred.records import Credential, SecretVersion
 from flowcred.redaction import SecretRegistry
 from flowcred.references import (
+    CONTROL_CHARS_RE,
     DEFAULT_ENVIRONMENT,
     DEFAULT_TENANT,
     HANDLE_RE,
     MAX_ID,
     TENANT_RE,
+    handle_candidates,
     slugify,
 )
 from flowcred.runtime.provider import Ref, Resolver
-from flowcred.store.credentials import UNSET, CredentialStore
+from flowcred.store.credentials import UNSET, CredentialStore, as_utc
+
+MAX_NAME_LENGTH = 256
+
+
+def _name_problem(name: object) -> str | None:
+    """What is wrong with a display name, or ``None``; the message never repeats the name."""
+    if not isinstance(name, str) or not name.strip():
+        return "is required"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"must be at most {MAX_NAME_LENGTH} characters"
+    if CONTROL_CHARS_RE.search(name):
+        return "must not contain control characters (such as NUL, tab, CR, LF, ESC or DEL)"
+    return None
 
 
 class Credentials:
@@ -111,6 +127,28 @@ class Credentials:
     def _failed(self, action: str, exc: FlowcredError, tenant: str | None, ref: Ref | None) -> None:
         self._trail.failure(self._access, action, exc, tenant=tenant, ref=ref)
 
+    def _expiry_problem(self, expires_at: object) -> FieldProblem | None:
+        """A problem when ``expires_at`` is already past (by the store's clock, which is the one
+        that marks credentials expired), so a credential is never stored dead on arrival."""
+        if not isinstance(expires_at, datetime):
+            return None
+        when = as_utc(expires_at)
+        if when is not None and when <= self._store._clock.now():
+            return FieldProblem("expires_at", "is in the past; give a future time, or none")
+        return None
+
+    def _free_handle(self, tenant: str, environment: str, name: str) -> str:
+        """The first of :func:`handle_candidates` not taken in ``tenant`` + ``environment``.
+
+        Two creates racing for the same candidate still meet the store's unique index: the
+        second gets HandleConflict, as with a handle the caller chose.
+        """
+        candidate = slugify(name)
+        for candidate in handle_candidates(name):
+            if self._store.find_handle(tenant, environment, candidate) is None:
+                break
+        return candidate
+
     # -- API -------------------------------------------------------------------------------
 
     def create(
@@ -143,7 +181,10 @@ class Credentials:
                 expires_at=expires_at,
             )
         except FlowcredError as exc:
-            self._failed("created", exc, tenant, None)
+            # A refused tenant is not repeated in the event: it may hold a NUL, which
+            # PostgreSQL cannot store, and the failure must still be audited.
+            valid = isinstance(tenant, str) and TENANT_RE.match(tenant) and tenant != "*"
+            self._failed("created", exc, tenant if valid else None, None)
             raise
 
     def _create(
@@ -166,21 +207,29 @@ class Credentials:
             if secret_value is not None:
                 self._registry.register(secret_value)
             raise
-        if not isinstance(name, str) or not name.strip():
-            problems.append(FieldProblem("name", "is required"))
-        elif len(name) > 256:
-            problems.append(FieldProblem("name", "must be at most 256 characters"))
+        name_problem = _name_problem(name)
+        if name_problem is not None:
+            problems.append(FieldProblem("name", name_problem))
         if not TENANT_RE.match(tenant) or tenant == "*":
             problems.append(FieldProblem("tenant", "must be letters, digits, '.', '_' or '-'"))
         if not TENANT_RE.match(environment) or environment == "*":
             problems.append(FieldProblem("environment", "must be letters, digits, '.', '_' or '-'"))
-        chosen = handle if handle is not None else slugify(name or "")
+        if handle is not None:
+            chosen = handle
+        elif problems:
+            chosen = slugify(name if isinstance(name, str) else "")
+        else:
+            # A generated handle never collides: a taken slug gets a suffix (``-2``, ...).
+            chosen = self._free_handle(tenant, environment, name)
         if not HANDLE_RE.match(chosen) or chosen.isdigit():
             problems.append(
                 FieldProblem(
                     "handle", "must be a lower-case slug (a-z, 0-9, '.', '_', '-'), not all digits"
                 )
             )
+        expiry_problem = self._expiry_problem(expires_at)
+        if expiry_problem is not None:
+            problems.append(expiry_problem)
         payload = self._secret_payload(ctype, secret, secret_value, problems)
         clean_config: dict[str, Any] = {}
         clean_secret: dict[str, Any] = {}
@@ -317,11 +366,23 @@ class Credentials:
         name: str | None = None,
         config: Mapping[str, Any] | None = None,
         expires_at: datetime | None = UNSET,
+        secret: Mapping[str, Any] | None = None,
+        secret_value: str | None = None,
     ) -> Credential:
-        """Change the name, non-secret config (merged; a ``None`` value removes a key) or expiry."""
+        """Change the name, non-secret config (merged; a ``None`` value removes a key) or expiry,
+        and with ``secret`` / ``secret_value`` also rotate, all in one write and one event.
+
+        A destination field (catalog ``destination: true``: a host, port, URL, token URL or
+        issuer) says where the secret is sent. A caller whose access may not resolve (a
+        developer or viewer API key) changes one only together with the secret; otherwise the
+        call raises AccessDenied naming the fields (never their values) and changes nothing,
+        so it cannot have the stored secret sent to a server of its choosing.
+        Raises InvalidCredential listing every problem, VersionConflict if a rotation raced.
+        """
         try:
             found = self._find(ref, tenant, environment)
             ctype = self._catalog.get(found.type)
+            problems: builtins.list[FieldProblem] = []
             new_config = None
             if config is not None:
                 merged = dict(found.config)
@@ -330,25 +391,68 @@ class Credentials:
                         merged.pop(key, None)
                     else:
                         merged[key] = value
-                with error_context(credential_id=found.id):
-                    new_config = ctype.validate_config(merged)
-            if name is not None and not name.strip():
-                raise InvalidCredential([FieldProblem("name", "must not be empty")])
+                try:
+                    with error_context(credential_id=found.id):
+                        new_config = ctype.validate_config(merged)
+                except InvalidCredential as exc:
+                    problems.extend(exc.problems)
+            if name is not None:
+                name_problem = _name_problem(name)
+                if name_problem is not None:
+                    problems.append(
+                        FieldProblem("name", "must not be empty")
+                        if name_problem == "is required"
+                        else FieldProblem("name", name_problem)
+                    )
+            expiry_problem = self._expiry_problem(expires_at)
+            if expiry_problem is not None:
+                problems.append(expiry_problem)
+            payload = None
+            if secret is not None or secret_value is not None:
+                payload = self._secret_payload(ctype, secret, secret_value, problems)
+                if payload is not None:
+                    try:
+                        payload = ctype.validate_secret(payload)
+                    except InvalidCredential as exc:
+                        problems.extend(exc.problems)
+            moved = _moved_destinations(ctype, found.config, new_config)
+            with error_context(credential_id=found.id):
+                if problems:
+                    raise InvalidCredential(problems, type_name=ctype.name)
+                if moved and payload is None and not self._access.may_resolve:
+                    raise AccessDenied(
+                        f"changing {', '.join(moved)} of credential {found.id} would send its "
+                        "secret elsewhere: this API key may not resolve, so send the secret "
+                        "again in the same request"
+                    )
             changed = sorted(
                 ([] if name is None else ["name"])
                 + ([] if config is None else [f"config.{k}" for k in config])
                 + ([] if expires_at is UNSET else ["expires_at"])
+                + ([] if payload is None else ["secret"])
             )
-            hook, after = self._trail.on_write(
-                self._access, "updated", lambda r: {"changed": changed}
-            )
-            record = self._store.update(
-                found.id,
-                name=name.strip() if name else None,
-                config=new_config,
-                expires_at=expires_at,
-                on_write=hook,
-            )
+            from_version = found.current_version
+
+            def details(r: Credential) -> dict[str, Any]:
+                if payload is None:
+                    return {"changed": changed}
+                return {
+                    "changed": changed,
+                    "from_version": from_version,
+                    "version": r.current_version,
+                }
+
+            hook, after = self._trail.on_write(self._access, "updated", details)
+            with error_context(credential_id=found.id):
+                record = self._store.update(
+                    found.id,
+                    name=name.strip() if name else None,
+                    config=new_config,
+                    expires_at=expires_at,
+                    secret=None if payload is None else json.dumps(payload).encode(),
+                    expected_version=None if payload is None else from_version,
+                    on_write=hook,
+                )
         except FlowcredError as exc:
             self._failed("updated", exc, tenant, ref)
             raise
@@ -454,3 +558,17 @@ class Credentials:
     ) -> builtins.list[SecretVersion]:
         """The kept versions of the secret, newest first (metadata only)."""
         return self.describe(ref, tenant=tenant, environment=environment)[1]
+
+
+def _moved_destinations(
+    ctype: CredentialType, old: Mapping[str, Any], new: Mapping[str, Any] | None
+) -> list[str]:
+    """``config.<name>`` of each destination field whose effective value ``new`` changes."""
+    if new is None:
+        return []
+    return [
+        f"config.{spec.name}"
+        for spec in ctype.destination_fields
+        if not spec.secret
+        and new.get(spec.name) != old.get(spec.name, ctype.defaults.get(spec.name))
+    ]

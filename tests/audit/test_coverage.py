@@ -169,7 +169,10 @@ def test_create(world: World) -> None:
 
     event, _ = audited(
         b,
-        lambda: creds.create(name="acme key", type="api_key", tenant="acme", secret_value="s" * 9),
+        # A generated handle gets a suffix when taken; an explicit one conflicts.
+        lambda: creds.create(
+            name="acme key", type="api_key", tenant="acme", handle="acme-key", secret_value="s" * 9
+        ),
         raises=HandleConflict,
     )
     check(event, who, action="created", result="failure", tenant="acme", resource_id=None)
@@ -585,6 +588,8 @@ def test_cli_operations_leave_one_event_each(broker: Broker, cli: Callable[..., 
             "--type",
             "api_key",
             "--name",
+            "other",
+            "--handle",
             "other",
             "--tenant",
             "globex",

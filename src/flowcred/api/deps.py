@@ -30,6 +30,9 @@ from flowcred.broker import Broker, BrokerView
 from flowcred.errors import AccessDenied, CredentialNotFound
 from flowcred.store.api_keys import ApiKey
 
+#: Roles whose keys may read secrets (resolve); the others may not redirect one either.
+RESOLVING_ROLES = frozenset({"admin", "worker"})
+
 UNAUTHORIZED = HTTPException(
     status_code=401,
     detail="missing or invalid API key",
@@ -145,7 +148,8 @@ async def authenticate(request: Request) -> Caller:
         )
         raise UNAUTHORIZED from None
     actor = Actor("api_key", key.id, key.name)
-    return Caller(key=key, view=broker.acting_as(actor, source=source), source=source)
+    view = broker.acting_as(actor, source=source, may_resolve=key.role in RESOLVING_ROLES)
+    return Caller(key=key, view=view, source=source)
 
 
 AuthenticatedCaller = Annotated[Caller, Depends(authenticate)]

@@ -1,8 +1,8 @@
 """Request and response models of the REST API (DESIGN §4).
 
-Requests that carry a secret (``CredentialCreate``, ``SecretRotate``) are separate from every
-response model, and no response model except ``ResolveResponse`` has an attribute that could hold
-a secret, so a route cannot leak one by returning the wrong object.
+Requests that carry a secret (``CredentialCreate``, ``CredentialUpdate``, ``SecretRotate``) are
+separate from every response model, and no response model except ``ResolveResponse`` has an
+attribute that could hold a secret, so a route cannot leak one by returning the wrong object.
 """
 
 from __future__ import annotations
@@ -98,11 +98,18 @@ class CredentialPage(BaseModel):
 
 
 class CredentialUpdate(_Request):
-    """Edit non-secret fields: ``config`` is merged (a null value removes a key)."""
+    """Edit non-secret fields: ``config`` is merged (a null value removes a key).
+
+    ``secretValue`` or ``secret`` (as in :class:`SecretRotate`) rotates in the same write. A key
+    that may not resolve (developer) must send one to change a destination field such as
+    ``test_url``, ``host`` or ``token_url``; without it the request is refused with 403.
+    """
 
     name: str | None = Field(default=None, min_length=1, max_length=256)
     config: dict[str, Any] | None = None
     expiresAt: datetime | None = None
+    secretValue: str | None = Field(default=None, max_length=65536)
+    secret: dict[str, Any] | None = None
 
 
 class SecretRotate(_Request):

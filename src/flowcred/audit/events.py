@@ -78,10 +78,17 @@ class Actor:
 
 @dataclass(frozen=True, slots=True)
 class Access:
-    """The context of a call: the actor, and the source address when known."""
+    """The context of a call: the actor, the source address when known, and what it may do.
+
+    ``may_resolve`` says whether the caller may read secrets (resolve). A caller that may not
+    (a developer or viewer API key) must not be able to send a secret somewhere else either, so
+    the broker refuses its changes of destination fields unless they carry the secret again.
+    Local callers (the Python API, the CLI: they hold the key file) may resolve.
+    """
 
     actor: Actor
     source: str | None = None
+    may_resolve: bool = True
 
 
 @dataclass(frozen=True, slots=True)

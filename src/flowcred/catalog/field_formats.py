@@ -15,6 +15,9 @@ from urllib.parse import urlsplit
 _HOSTNAME_RE = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.\-]*[A-Za-z0-9_])?\.?$")
 _IPV6_RE = re.compile(r"^[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.\-]+)?$")
 _EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+# RFC 9110 §5.6.2 ``token``: one or more ``tchar``. A header, query-parameter or cookie name
+# outside it (a colon, a space, CR/LF) would let a config value inject a header or split a request.
+HTTP_TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 
 # The keys a Google service-account key file needs besides ``"type": "service_account"``.
 SERVICE_ACCOUNT_KEYS = ("client_email", "private_key", "private_key_id", "project_id", "token_uri")
@@ -28,6 +31,7 @@ FORMAT_KINDS: dict[str, frozenset[str]] = {
     "host_list": frozenset({"string"}),
     "pem": frozenset({"string", "text"}),
     "service_account_json": frozenset({"text", "json"}),
+    "http_token": frozenset({"string"}),
 }
 
 
@@ -126,6 +130,16 @@ def _check_service_account(value: Any) -> str | None:
     return None
 
 
+def check_http_token(value: str) -> str | None:
+    """The problem with ``value`` as a header, query-parameter or cookie name, or ``None``."""
+    if isinstance(value, str) and HTTP_TOKEN_RE.match(value):
+        return None
+    return (
+        "must be an HTTP token (RFC 9110): letters, digits and !#$%&'*+-.^_`|~, "
+        "without spaces, colons or control characters"
+    )
+
+
 def _check_port(value: Any) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535:
         return None
@@ -140,6 +154,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "host_list": _check_host_list,
     "pem": _check_pem,
     "service_account_json": _check_service_account,
+    "http_token": check_http_token,
 }
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowcred.catalog.field_formats import check_http_token
 from flowcred.catalog.schema import CredentialType, RequestPlacement
 from flowcred.errors import FieldProblem, InvalidCredential
 
@@ -87,6 +88,27 @@ def _optional(
     return value if isinstance(value, str) else str(value)
 
 
+def _token_name(
+    field_name: str | None,
+    fallback: str,
+    config: Mapping[str, Any],
+    secret: Mapping[str, Any],
+    ctype: CredentialType,
+) -> str:
+    """A header, query or cookie name, refused unless it is an RFC 9110 token.
+
+    Input is checked when a credential is created or changed; this second check covers
+    records stored before that rule, so such a value is never handed out as a header name.
+    """
+    name = _optional(field_name, fallback, config, secret, ctype)
+    if check_http_token(name) is not None:
+        raise InvalidCredential(
+            [FieldProblem(field_name or "name", "must be an HTTP token (RFC 9110)")],
+            type_name=ctype.name,
+        )
+    return name
+
+
 def _place_nothing(
     plan: RequestPlacement,
     ctype: CredentialType,
@@ -103,7 +125,7 @@ def _place_api_key(
     secret: Mapping[str, Any],
 ) -> Placement:
     key = _required(plan.secret_field, config, secret, ctype)
-    name = _optional(plan.name_field, plan.key_name, config, secret, ctype)
+    name = _token_name(plan.name_field, plan.key_name, config, secret, ctype)
     location = _optional(plan.location_field, plan.location, config, secret, ctype)
     prefix = _optional(plan.prefix_field, plan.default_prefix, config, secret, ctype)
     # The prefix is concatenated verbatim; see the module docstring for why no space is added.
@@ -122,7 +144,7 @@ def _place_bearer(
     secret: Mapping[str, Any],
 ) -> Placement:
     token = _required(plan.secret_field, config, secret, ctype)
-    header = _optional(plan.header_field, plan.header_name, config, secret, ctype)
+    header = _token_name(plan.header_field, plan.header_name, config, secret, ctype)
     prefix = _optional(plan.prefix_field, plan.default_prefix, config, secret, ctype)
     return Placement(headers={header: prefix + token})
 

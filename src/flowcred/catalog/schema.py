@@ -26,346 +26,35 @@ from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from flowcred.catalog.field_formats import FORMAT_KINDS, check_format, parse_json_object
+from flowcred.catalog.field_formats import parse_json_object
+from flowcred.catalog.field_spec import FieldFormat, FieldKind, FieldSpec, derive_label
+from flowcred.catalog.placement_spec import LOCATIONS, PlacementStyle, RequestPlacement
 from flowcred.errors import FieldProblem, InvalidCredential
 
-FieldKind = Literal["string", "integer", "boolean", "list", "json", "text"]
-FieldFormat = Literal[
-    "hostname", "port", "url", "email", "host_list", "pem", "service_account_json"
+# Re-exported: the field and placement declarations live in their own modules since the split,
+# and ``from flowcred.catalog.schema import FieldSpec`` (and the rest) keeps working.
+__all__ = [
+    "SECRET_VALUE_FIELD",
+    "CredentialFamily",
+    "CredentialType",
+    "FieldFormat",
+    "FieldKind",
+    "FieldSpec",
+    "PlacementStyle",
+    "RequestPlacement",
+    "derive_label",
 ]
+
 CredentialFamily = Literal["custom", "oauth2", "connector", "messaging", "service_account"]
-PlacementStyle = Literal["none", "api_key", "bearer", "basic", "fields"]
 
 #: The field name used in problems about the Flow Studio ``secretValue`` string.
 SECRET_VALUE_FIELD = "secretValue"
 
-# Words that read better in capitals when a label is derived from a field name.
-_ACRONYMS = {
-    "api": "API",
-    "apns": "APNs",
-    "aws": "AWS",
-    "db": "DB",
-    "fcm": "FCM",
-    "id": "ID",
-    "json": "JSON",
-    "p8": "P8",
-    "pem": "PEM",
-    "sas": "SAS",
-    "sasl": "SASL",
-    "sid": "SID",
-    "smtp": "SMTP",
-    "ssl": "SSL",
-    "tls": "TLS",
-    "uri": "URI",
-    "url": "URL",
-    "urls": "URLs",
-}
-
-_IDENTIFIER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _TYPE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-_CAMEL_BOUNDARY_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 # A field name in user input is echoed in a problem only when it looks like an identifier:
 # short, starting with a letter, no '-' or '.'. Real tokens (xoxb-..., sk_live_..., AC...) are
 # longer or carry separators, so a secret pasted as a key is reported without being repeated.
 _ECHOABLE_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
-# Control characters other than tab are refused in one-line strings: they have no business in a
-# host name, user name or token, and CR/LF in a header value would allow header injection.
-_STRING_FORBIDDEN_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_TEXT_FORBIDDEN_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_LIST_SEPARATOR_RE = re.compile(r"[,\s]+")
-_INTEGER_RE = re.compile(r"^[+-]?[0-9]{1,18}$")
-_TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
-_FALSE_WORDS = frozenset({"false", "no", "off", "0"})
-
-
-def derive_label(name: str) -> str:
-    """Return a human label for a field name: ``access_key_id`` -> ``Access key ID``.
-
-    Snake case and camel case are both split into words; known acronyms are capitalised.
-    """
-    words = _CAMEL_BOUNDARY_RE.sub("_", name).lower().split("_")
-    words = [_ACRONYMS.get(word, word) for word in words if word]
-    if not words:
-        return name
-    first = words[0]
-    words[0] = first if first in _ACRONYMS.values() else first.capitalize()
-    return " ".join(words)
-
-
-class FieldSpec(BaseModel):
-    """One field of a credential type, as declared in its YAML file.
-
-    ``kind`` says what the value is after normalisation: ``string`` (one line), ``text`` (may
-    span lines, such as a PEM key), ``integer``, ``boolean``, ``list`` (of strings) or ``json``
-    (an object). ``secret`` fields go into the encrypted secret; all others into the plaintext
-    config. ``aliases`` are other names accepted on input (Flowker's ``header_name`` for
-    ``key_name``, for example); output always uses ``name``.
-
-    Loading fails with a ``ValueError`` (wrapped in a pydantic ``ValidationError``) when the
-    declaration contradicts itself: an invalid regular expression, a format that does not fit the
-    kind, bounds on a non-integer, a default on a secret field or a default that fails the field's
-    own checks.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    label: str = ""
-    kind: FieldKind = "string"
-    secret: bool = False
-    required: bool = False
-    default: Any = None
-    enum: list[str] | None = None
-    pattern: str | None = None
-    format: FieldFormat | None = None
-    minimum: int | None = None
-    maximum: int | None = None
-    help: str = ""
-    aliases: list[str] = Field(default_factory=list)
-
-    _regex: re.Pattern[str] | None = PrivateAttr(default=None)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _fill_label(cls, data: Any) -> Any:
-        if (
-            isinstance(data, Mapping)
-            and not data.get("label")
-            and isinstance(data.get("name"), str)
-        ):
-            data = {**data, "label": derive_label(data["name"])}
-        return data
-
-    @model_validator(mode="after")
-    def _check_declaration(self) -> FieldSpec:
-        if not _IDENTIFIER_RE.match(self.name):
-            raise ValueError(f"field name {self.name!r} must be an identifier")
-        for alias in self.aliases:
-            if not _IDENTIFIER_RE.match(alias):
-                raise ValueError(f"alias {alias!r} of field {self.name!r} must be an identifier")
-        if self.pattern is not None:
-            try:
-                self._regex = re.compile(self.pattern)
-            except re.error:
-                raise ValueError(
-                    f"field {self.name!r}: pattern is not a valid regular expression"
-                ) from None
-        if self.enum is not None and (self.kind not in ("string", "list") or not self.enum):
-            raise ValueError(f"field {self.name!r}: enum needs kind string or list and a value")
-        if (self.minimum is not None or self.maximum is not None) and self.kind != "integer":
-            raise ValueError(f"field {self.name!r}: minimum and maximum need kind integer")
-        if self.format is not None and self.kind not in FORMAT_KINDS[self.format]:
-            raise ValueError(
-                f"field {self.name!r}: format {self.format} does not fit kind {self.kind}"
-            )
-        if self.secret and self.kind in ("integer", "boolean", "list"):
-            raise ValueError(f"field {self.name!r}: a secret field must be string, text or json")
-        if self.default is not None:
-            if self.secret:
-                # A default secret would be a secret committed to the catalog in plain text.
-                raise ValueError(f"field {self.name!r}: a secret field cannot have a default")
-            _, problem = self.normalize(self.default)
-            if problem is not None:
-                raise ValueError(f"field {self.name!r}: the default {problem}")
-        return self
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """The canonical name followed by every alias."""
-        return (self.name, *self.aliases)
-
-    def normalize(self, value: Any) -> tuple[Any, str | None]:
-        """Coerce ``value`` to this field's kind and run its checks.
-
-        Returns ``(normalized, None)`` on success and ``(None, message)`` otherwise. The message
-        completes a sentence that starts with the field name ("must be an integer") and never
-        contains the value. Strings are coerced the way a command line needs: ``"5432"`` to
-        ``5432``, ``"true"``/``"false"`` to booleans, ``"a,b"`` (or ``"a b"``) to ``["a", "b"]``.
-        """
-        coerced, problem = self._coerce(value)
-        if problem is not None:
-            return None, problem
-        problem = self._check(coerced)
-        if problem is not None:
-            return None, problem
-        return coerced, None
-
-    def _coerce(self, value: Any) -> tuple[Any, str | None]:
-        kind = self.kind
-        if kind == "string":
-            if not isinstance(value, str):
-                return None, "must be a string"
-            if _STRING_FORBIDDEN_RE.search(value):
-                return None, "must be a single line without control characters"
-            return value, None
-        if kind == "text":
-            if isinstance(value, Mapping):
-                # A JSON document given as an object (say, a service-account key in a JSON body)
-                # is stored as its text, so the secret keeps the shape its users read back.
-                try:
-                    return json.dumps(value, indent=2, ensure_ascii=False), None
-                except (TypeError, ValueError):
-                    return None, "must be text or a JSON object"
-            if not isinstance(value, str):
-                return None, "must be text"
-            if _TEXT_FORBIDDEN_RE.search(value):
-                return None, "must not contain control characters"
-            return value, None
-        if kind == "integer":
-            return self._coerce_integer(value)
-        if kind == "boolean":
-            if isinstance(value, bool):
-                return value, None
-            if isinstance(value, str):
-                word = value.strip().lower()
-                if word in _TRUE_WORDS:
-                    return True, None
-                if word in _FALSE_WORDS:
-                    return False, None
-            if isinstance(value, int) and value in (0, 1):
-                return bool(value), None
-            return None, "must be true or false"
-        if kind == "list":
-            if isinstance(value, str):
-                items: list[Any] = [item for item in _LIST_SEPARATOR_RE.split(value) if item]
-            elif isinstance(value, list | tuple):
-                items = list(value)
-            else:
-                return None, "must be a list of strings or a comma-separated string"
-            for item in items:
-                if not isinstance(item, str) or _STRING_FORBIDDEN_RE.search(item):
-                    return None, "must be a list of one-line strings"
-            return items, None
-        # The remaining kind is json: an object, or the text of one.
-        if isinstance(value, str):
-            parsed = parse_json_object(value)
-            if parsed is None:
-                return None, "must be a JSON object"
-            return parsed, None
-        if isinstance(value, Mapping) and all(isinstance(key, str) for key in value):
-            return dict(value), None
-        return None, "must be a JSON object"
-
-    @staticmethod
-    def _coerce_integer(value: Any) -> tuple[Any, str | None]:
-        if isinstance(value, bool):
-            return None, "must be an integer"
-        if isinstance(value, int):
-            return value, None
-        if isinstance(value, float) and value.is_integer():
-            return int(value), None
-        if isinstance(value, str) and _INTEGER_RE.match(value.strip()):
-            return int(value.strip()), None
-        return None, "must be an integer"
-
-    def _check(self, value: Any) -> str | None:
-        if self.required and value in ("", [], {}):
-            return "must not be empty"
-        items: Sequence[Any] = value if self.kind == "list" else (value,)
-        if self.enum is not None:
-            for item in items:
-                if item not in self.enum:
-                    return "must be one of " + ", ".join(self.enum)
-        if self._regex is not None:
-            for item in items:
-                if isinstance(item, str) and not self._regex.search(item):
-                    return f"does not match the pattern {self.pattern}"
-        if self.kind == "integer":
-            if self.minimum is not None and value < self.minimum:
-                return f"must be at least {self.minimum}"
-            if self.maximum is not None and value > self.maximum:
-                return f"must be at most {self.maximum}"
-        if self.format is not None:
-            return self._check_format(self.format, items)
-        return None
-
-    @staticmethod
-    def _check_format(fmt: str, items: Sequence[Any]) -> str | None:
-        for item in items:
-            problem = check_format(fmt, item)
-            if problem is not None:
-                return problem
-        return None
-
-
-class RequestPlacement(BaseModel):
-    """How a credential type applies to an outgoing HTTP request.
-
-    ``style`` picks the rule; the ``*_field`` attributes name the type's fields the rule reads:
-
-    * ``none`` and ``fields``: nothing is placed (``fields`` types hand their typed fields to a
-      driver instead); no field names may be given.
-    * ``api_key``: ``secret_field`` (the key), and optionally ``name_field``, ``location_field``
-      and ``prefix_field``. The value sent is ``prefix + key`` with the prefix used verbatim.
-    * ``bearer``: ``secret_field`` (the token), optionally ``header_field`` and ``prefix_field``.
-    * ``basic``: ``username_field`` and ``password_field`` (each may be a config or secret field).
-
-    When a field is not named, or the credential leaves it empty and the field has no default,
-    the constants below apply: ``key_name``, ``location``, ``header_name`` and ``prefix`` (which,
-    when unset, means ``""`` for ``api_key`` and ``"Bearer "`` for ``bearer``).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    style: PlacementStyle = "none"
-    secret_field: str | None = None
-    name_field: str | None = None
-    location_field: str | None = None
-    prefix_field: str | None = None
-    header_field: str | None = None
-    username_field: str | None = None
-    password_field: str | None = None
-    key_name: str = "X-API-Key"
-    location: Literal["header", "query", "cookie"] = "header"
-    header_name: str = "Authorization"
-    prefix: str | None = None
-
-    @model_validator(mode="after")
-    def _check_style(self) -> RequestPlacement:
-        named = self.field_names()
-        if self.style in ("none", "fields") and named:
-            raise ValueError(f"request style {self.style} takes no field names")
-        if self.style in ("api_key", "bearer") and self.secret_field is None:
-            raise ValueError(f"request style {self.style} needs secret_field")
-        if self.style == "basic" and (self.username_field is None or self.password_field is None):
-            raise ValueError("request style basic needs username_field and password_field")
-        allowed = _STYLE_FIELDS[self.style]
-        extra = [attr for attr, value in self._named_attrs() if value and attr not in allowed]
-        if extra:
-            raise ValueError(f"request style {self.style} does not use " + ", ".join(extra))
-        return self
-
-    def _named_attrs(self) -> list[tuple[str, str | None]]:
-        return [
-            ("secret_field", self.secret_field),
-            ("name_field", self.name_field),
-            ("location_field", self.location_field),
-            ("prefix_field", self.prefix_field),
-            ("header_field", self.header_field),
-            ("username_field", self.username_field),
-            ("password_field", self.password_field),
-        ]
-
-    def field_names(self) -> list[str]:
-        """The names of every field this placement reads, in declaration order of the attributes."""
-        return [value for _, value in self._named_attrs() if value is not None]
-
-    @property
-    def default_prefix(self) -> str:
-        """The prefix used when no prefix field supplies one."""
-        if self.prefix is not None:
-            return self.prefix
-        return "Bearer " if self.style == "bearer" else ""
-
-
-_STYLE_FIELDS: dict[str, frozenset[str]] = {
-    "none": frozenset(),
-    "fields": frozenset(),
-    "api_key": frozenset({"secret_field", "name_field", "location_field", "prefix_field"}),
-    "bearer": frozenset({"secret_field", "header_field", "prefix_field"}),
-    "basic": frozenset({"username_field", "password_field"}),
-}
-_LOCATIONS = frozenset({"header", "query", "cookie"})
 
 
 class CredentialType(BaseModel):
@@ -462,7 +151,11 @@ class CredentialType(BaseModel):
                     raise ValueError(
                         f"request.{attr} {field_name!r} must be a non-secret string field"
                     )
-            if attr == "location_field" and not (spec.enum and set(spec.enum) <= _LOCATIONS):
+            if attr in ("name_field", "header_field") and spec.format != "http_token":
+                # The value becomes a header, query-parameter or cookie name: only an RFC 9110
+                # token may be one, or a config value could inject a header.
+                raise ValueError(f"request.{attr} {field_name!r} needs format http_token")
+            if attr == "location_field" and not (spec.enum and set(spec.enum) <= LOCATIONS):
                 raise ValueError(
                     f"request.location_field {field_name!r} needs an enum within "
                     "header, query, cookie"
@@ -482,6 +175,42 @@ class CredentialType(BaseModel):
     def defaults(self) -> Mapping[str, Any]:
         """Read-only map of field name to default, for the fields that declare one."""
         return self._defaults
+
+    @property
+    def destination_fields(self) -> list[FieldSpec]:
+        """The fields marked ``destination`` (where the secret is sent), in declaration order."""
+        return [spec for spec in self.fields if spec.destination]
+
+    @property
+    def plain_secret_field(self) -> FieldSpec | None:
+        """The secret field a plain ``secretValue`` string fills, or ``None`` if there is none.
+
+        That is the one secret field of a single-secret type, or the one *required* secret field
+        of a composite type (``aws_s3``'s ``secret_access_key``; its optional session token then
+        needs the JSON form). A composite type with no or several required secret fields takes
+        only the JSON object.
+        """
+        fields = self._secret_fields
+        if len(fields) == 1:
+            return fields[0]
+        required = [spec for spec in fields if spec.required]
+        return required[0] if len(required) == 1 else None
+
+    def secret_value_form(self) -> str:
+        """One sentence for people: which form this type's ``secretValue`` takes."""
+        fields = self._secret_fields
+        if not fields:
+            return "no secret: the secret value is empty"
+        plain = self.plain_secret_field
+        if len(fields) == 1 and plain is not None:
+            return f"a plain string (the {plain.name})"
+        keys = ", ".join(f"{spec.name}{' (required)' if spec.required else ''}" for spec in fields)
+        obj = f"a JSON object with keys {keys}"
+        for group in self._groups.get("secret", ()):
+            obj += f"; at least one of {', '.join(group)}"
+        if plain is not None:
+            return f"a plain string (the {plain.name}) or {obj}"
+        return obj
 
     @property
     def is_composite(self) -> bool:
@@ -578,7 +307,9 @@ class CredentialType(BaseModel):
         """Turn a Flow Studio ``secretValue`` string into a secret dict (not yet validated).
 
         A single-secret type maps the string to its one secret field; a composite type expects
-        the JSON text of an object; a type without secret fields accepts only an empty string.
+        the JSON text of an object, except that one with exactly one required secret field
+        (:attr:`plain_secret_field`) also takes a string that is not a JSON object as that field;
+        a type without secret fields accepts only an empty string.
         Pass the result to :meth:`validate_secret`. Raises
         :class:`~flowcred.errors.InvalidCredential` with a problem on ``secretValue`` when the
         value does not have that shape. The problem never quotes the input, and no JSON parser
@@ -597,6 +328,9 @@ class CredentialType(BaseModel):
             return {fields[0].name: value}
         parsed = parse_json_object(value)
         if parsed is None:
+            plain = self.plain_secret_field
+            if plain is not None:
+                return {plain.name: value}
             names = ", ".join(spec.name for spec in fields)
             self._fail(
                 [FieldProblem(SECRET_VALUE_FIELD, f"must be a JSON object with fields {names}")]

@@ -36,6 +36,9 @@ def types(
         print_json(ctype.public_dict())
         return
     console.print(Text(f"{ctype.name} — {ctype.title} ({ctype.family}): {ctype.description}"))
+    # Which form --secret-value / secretValue takes: a composite type's JSON keys, or the plain
+    # string, so nobody has to guess from an error message.
+    console.print(Text(f"secret value: {ctype.secret_value_form()}"))
     table = Table()
     for column in ("field", "secret", "required", "default", "allowed", "help"):
         table.add_column(column, overflow="fold")

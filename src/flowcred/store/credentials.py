@@ -417,10 +417,21 @@ class CredentialStore:
         config: Mapping[str, Any] | None = None,
         expires_at: datetime | None = UNSET,
         status: CredentialStatus | None = None,
+        secret: bytes | None = None,
+        expected_version: int | None = None,
         on_write: OnWrite | None = None,
     ) -> Credential:
-        """Change metadata only; the secret and its versions are untouched."""
-        values: dict[str, Any] = {"updated_at": self._clock.now()}
+        """Change metadata; with ``secret``, also store it as a new current version.
+
+        Without ``secret`` the secret and its versions are untouched. With it, the metadata
+        change and the rotation commit in one transaction (so a new destination never goes
+        live with the old secret, nor the reverse), and ``expected_version`` works as in
+        :meth:`rotate`.
+        """
+        now = self._clock.now()
+        # The ring is read before the transaction, as :meth:`rotate` does.
+        ring = self._ring() if secret is not None else None
+        values: dict[str, Any] = {"updated_at": now}
         if name is not None:
             values["name"] = name
         if config is not None:
@@ -431,6 +442,8 @@ class CredentialStore:
             values["status"] = status
         try:
             with write_transaction(self._engine) as conn:
+                if secret is not None and ring is not None:
+                    self._rotate_in(conn, ring, credential_id, secret, expected_version, now)
                 result = conn.execute(
                     update(credentials).where(credentials.c.id == credential_id).values(**values)
                 )
@@ -439,9 +452,36 @@ class CredentialStore:
                 record = self._fresh(conn, credential_id)
                 if on_write is not None:
                     on_write(conn, record)
+        except IntegrityError:
+            # Only the rotation inserts: another rotation took the same version number first.
+            raise VersionConflict(credential_id, expected_version, None) from None
         except DBAPIError as exc:
             raise translate_db_error(exc, "updating a credential") from None
         return record
+
+    def _rotate_in(
+        self,
+        conn: Any,
+        ring: KekRing,
+        credential_id: int,
+        secret: bytes,
+        expected_version: int | None,
+        now: datetime,
+    ) -> None:
+        """The steps of :meth:`rotate`, inside the caller's transaction."""
+        row = self._locked_row(conn, credential_id)
+        current = row["current_version"]
+        if expected_version is not None and expected_version != current:
+            raise VersionConflict(credential_id, expected_version, current)
+        newest = conn.execute(
+            select(func.max(secret_versions.c.version)).where(
+                secret_versions.c.credential_id == credential_id
+            )
+        ).scalar_one()
+        new_version = int(newest or 0) + 1
+        self._insert_version(conn, ring, row["tenant"], credential_id, new_version, secret, now)
+        self._move_current(conn, credential_id, current, new_version, now)
+        self._prune(conn, credential_id, new_version)
 
     def delete(self, credential_id: int, *, on_write: OnWrite | None = None) -> Credential:
         """Delete the row and every version; returns the record as it was."""

@@ -160,7 +160,9 @@ def list_versions(credential_id: CredentialId, caller: Viewer) -> list[VersionPu
 def update_credential(
     credential_id: CredentialId, body: CredentialUpdate, request: Request, caller: Editor
 ) -> CredentialPublic:
-    """Edit the name, non-secret config (merged; null removes a key) or expiry."""
+    """Edit the name, non-secret config (merged; null removes a key) or expiry; with
+    ``secretValue``/``secret`` also rotate, in one write. A developer key changing a destination
+    field (``test_url``, ``host``, ``token_url``, ...) must send the secret: 403 otherwise."""
     # Only an expiresAt that was sent changes the expiry (null clears it); absent leaves it.
     expires_at = body.expiresAt if "expiresAt" in body.model_fields_set else UNSET
     record = caller.view.credentials.update(
@@ -169,6 +171,8 @@ def update_credential(
         name=body.name,
         config=body.config,
         expires_at=expires_at,
+        secret=body.secret,
+        secret_value=body.secretValue,
     )
     return _public(request, [record])[0]
 
