@@ -42,6 +42,8 @@ from flowcred.redaction.log_hook import (
     uninstall_log_redaction,
 )
 from flowcred.redaction.registry import (
+    DEFAULT_MAX_PINNED_BYTES,
+    DEFAULT_MAX_TRANSIENT_BYTES,
     MIN_SECRET_LENGTH,
     REDACTED,
     SecretRegistry,
@@ -51,6 +53,8 @@ from flowcred.redaction.registry import (
 from flowcred.redaction.secret import SECURE_PLACEHOLDER, Secret, mask
 
 __all__ = [
+    "DEFAULT_MAX_PINNED_BYTES",
+    "DEFAULT_MAX_TRANSIENT_BYTES",
     "MIN_SECRET_LENGTH",
     "REDACTED",
     "SECURE_PLACEHOLDER",

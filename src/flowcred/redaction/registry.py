@@ -15,6 +15,8 @@ from urllib.parse import quote, quote_plus
 from flowcred.redaction.secret import Secret
 
 __all__ = [
+    "DEFAULT_MAX_PINNED_BYTES",
+    "DEFAULT_MAX_TRANSIENT_BYTES",
     "MIN_SECRET_LENGTH",
     "REDACTED",
     "SecretRegistry",
@@ -38,6 +40,45 @@ _STRIDE = MIN_SECRET_LENGTH - _GRAM + 1
 
 # One slot of the index: (offset of the gram inside the form, length of the form, forms).
 _Slot = tuple[int, int, set[str]]
+
+#: Default byte budget of the pinned class: the secrets of stored credentials (about 25,000
+#: credentials with a 40-character token each).
+DEFAULT_MAX_PINNED_BYTES = 128 * 1024 * 1024
+
+#: Default byte budget of the transient class: everything else (received input, tokens that
+#: callers register themselves).
+DEFAULT_MAX_TRANSIENT_BYTES = 32 * 1024 * 1024
+
+# What one registration costs beyond the characters of its forms, measured with tracemalloc on
+# CPython 3.12: each form is a str object, a refcount entry and two index slots (a tuple and a
+# set each), about 800 bytes; the value adds its eviction-order entry and its frozenset of forms.
+# Counting them makes the budgets a bound on memory, not only on text: 40,000 short values cost
+# about 160 MB, although their characters add up to less than 2 MB.
+_FORM_OVERHEAD = 800
+_VALUE_OVERHEAD = 400
+
+
+def _cost_of(forms: frozenset[str]) -> int:
+    """The bytes a registration with ``forms`` is accounted for (see _FORM_OVERHEAD)."""
+    # A non-ASCII str takes up to 4 bytes per character; ASCII (every encoded form) takes one.
+    return _VALUE_OVERHEAD + sum(
+        _FORM_OVERHEAD + (len(form) if form.isascii() else 4 * len(form)) for form in forms
+    )
+
+
+class _Class:
+    """One eviction class: its values in eviction order, with their forms and byte cost."""
+
+    __slots__ = ("budget", "name", "nbytes", "values")
+
+    def __init__(self, name: str, budget: int) -> None:
+        if budget < 1:
+            raise ValueError(f"{name} must be at least 1")
+        self.name = name
+        self.budget = budget
+        self.nbytes = 0
+        # Registered values, oldest first, each with the forms it contributed and its cost.
+        self.values: OrderedDict[str, tuple[frozenset[str], int]] = OrderedDict()
 
 
 def _forms_of(value: str) -> frozenset[str]:
@@ -92,11 +133,26 @@ class SecretRegistry:
     or a replacement of an immutable tuple, each atomic for readers, and a slot's set is filled
     before the slot is published, so a concurrent reader sees a form either fully or not at all.
 
-    Memory bound: at most ``max_entries`` forms are kept (about ten per value). Beyond that the
-    oldest registrations are dropped first, whole, so a long-lived process that keeps receiving
-    fresh tokens cannot grow without limit; registering a value again makes it the newest. A
-    dropped value is no longer masked, so size the bound well above the number of secrets that
-    are live at one time.
+    Memory bound, in bytes and in two classes, so that input nobody vouched for can neither grow
+    the process nor push out the secrets that matter:
+
+    * **pinned** values (:meth:`pin`, or ``register(value, pinned=True)``) are the secrets of
+      stored credentials: the broker pins them when a create or rotate commits and whenever the
+      resolve path decrypts one, which is how a process that did not create a credential (a
+      server, a worker) comes to know its secret. They are bounded by ``max_pinned_bytes``.
+    * **transient** values (plain :meth:`register`) are everything else: secrets received in a
+      request that was then rejected, tokens a caller registers itself. They are bounded by
+      ``max_transient_bytes``.
+
+    Each class evicts only its own members, oldest first, whole: a flood of transient
+    registrations can never unmask a pinned secret. A value's cost (see :attr:`nbytes`) counts
+    every derived form and the index entries behind it, so the budgets bound memory, not only
+    characters. Registering a value again makes it the newest of its class; pinning a transient
+    value moves it (and its bytes) to the pinned class, and a transient registration of a pinned
+    value leaves it pinned. The value being registered is always kept, so a class exceeds its
+    budget only by a single value larger than the whole budget, and then holds nothing else.
+    ``max_entries`` additionally bounds the number of distinct forms of both classes together,
+    evicting within the newcomer's class in the same way. A dropped value is no longer masked.
 
     Example::
 
@@ -106,27 +162,62 @@ class SecretRegistry:
         'password=***, b64=***'
     """
 
-    def __init__(self, *, max_entries: int = 1_000_000) -> None:
+    def __init__(
+        self,
+        *,
+        max_entries: int = 1_000_000,
+        max_pinned_bytes: int = DEFAULT_MAX_PINNED_BYTES,
+        max_transient_bytes: int = DEFAULT_MAX_TRANSIENT_BYTES,
+    ) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
         self._max_entries = max_entries
+        self._pinned = _Class("max_pinned_bytes", max_pinned_bytes)
+        self._transient = _Class("max_transient_bytes", max_transient_bytes)
         self._lock = threading.Lock()
-        # Registered values, oldest first, each with the forms it contributed.
-        self._values: OrderedDict[str, frozenset[str]] = OrderedDict()
         # How many registered values contributed each form; a form leaves the index at zero.
         self._form_refs: dict[str, int] = {}
         self._index: dict[str, tuple[_Slot, ...]] = {}
 
     def __len__(self) -> int:
         """Return the number of registered values, not counting their derived forms."""
-        return len(self._values)
+        return len(self._pinned.values) + len(self._transient.values)
 
     @property
     def max_entries(self) -> int:
         """The number of forms beyond which the oldest registrations are dropped."""
         return self._max_entries
 
-    def register(self, value: str | Secret) -> None:
+    @property
+    def max_pinned_bytes(self) -> int:
+        """The byte budget of the pinned class (secrets of stored credentials)."""
+        return self._pinned.budget
+
+    @property
+    def max_transient_bytes(self) -> int:
+        """The byte budget of the transient class (everything else)."""
+        return self._transient.budget
+
+    @property
+    def nbytes(self) -> int:
+        """The bytes accounted for all registered values: every form plus its index overhead.
+
+        An estimate of the memory held, calibrated on CPython; a form shared by two values is
+        counted for each (an over-estimate, never an under-estimate).
+        """
+        return self._pinned.nbytes + self._transient.nbytes
+
+    @property
+    def pinned_bytes(self) -> int:
+        """The part of :attr:`nbytes` held by pinned values."""
+        return self._pinned.nbytes
+
+    @property
+    def transient_bytes(self) -> int:
+        """The part of :attr:`nbytes` held by transient values."""
+        return self._transient.nbytes
+
+    def register(self, value: str | Secret, *, pinned: bool = False) -> None:
         """Mask ``value`` from now on, together with its derived forms.
 
         Derived forms, each added only where it differs from the value: standard and URL-safe
@@ -134,7 +225,8 @@ class SecretRegistry:
         alone), percent-encoding (``quote(value, safe="")`` and ``quote_plus``), the JSON string
         escape (ASCII-only and not) and the Python repr escape. Values shorter than
         :data:`MIN_SECRET_LENGTH` are ignored on purpose (see there). A :class:`Secret` is
-        accepted and registered by its value.
+        accepted and registered by its value. ``pinned`` puts it in the pinned class (see the
+        class docstring); the default is the transient class.
 
         Raises ``TypeError`` for anything but a ``str`` or :class:`Secret`.
         """
@@ -147,29 +239,54 @@ class SecretRegistry:
         # Fast path for a value already known, which is what every repeated resolve of the same
         # credential registers: refresh its place in the eviction order and stop. OrderedDict's
         # move_to_end is a single C call, atomic under the GIL, so no lock is needed here.
-        try:
-            self._values.move_to_end(value)
-            return
-        except KeyError:
-            pass
+        if pinned:
+            try:
+                self._pinned.values.move_to_end(value)
+                return
+            except KeyError:
+                pass
+        else:
+            if value in self._pinned.values:
+                return
+            try:
+                self._transient.values.move_to_end(value)
+                return
+            except KeyError:
+                pass
         # Encoding happens outside the lock: it is the only part proportional to the value.
         forms = _forms_of(value)
+        cost = _cost_of(forms)
         with self._lock:
-            if value in self._values:
-                self._values.move_to_end(value)
+            target = self._pinned if pinned else self._transient
+            if value in target.values:
+                target.values.move_to_end(value)
                 return
-            self._values[value] = forms
-            for form in forms:
-                refs = self._form_refs.get(form, 0)
-                self._form_refs[form] = refs + 1
-                if refs == 0:
-                    self._index_form(form)
-            self._enforce_bound()
+            if not pinned and value in self._pinned.values:
+                return
+            moved = self._transient.values.pop(value, None) if pinned else None
+            if moved is not None:
+                # Promotion: the forms are indexed already; only the bytes change class.
+                self._transient.nbytes -= moved[1]
+                target.values[value] = moved
+                target.nbytes += moved[1]
+            else:
+                target.values[value] = (forms, cost)
+                target.nbytes += cost
+                for form in forms:
+                    refs = self._form_refs.get(form, 0)
+                    self._form_refs[form] = refs + 1
+                    if refs == 0:
+                        self._index_form(form)
+            self._enforce_bound(target)
 
-    def register_many(self, values: Iterable[str | Secret]) -> None:
+    def pin(self, value: str | Secret) -> None:
+        """Register ``value`` in the pinned class: ``register(value, pinned=True)``."""
+        self.register(value, pinned=True)
+
+    def register_many(self, values: Iterable[str | Secret], *, pinned: bool = False) -> None:
         """Register each of ``values`` as :meth:`register` does."""
         for value in values:
-            self.register(value)
+            self.register(value, pinned=pinned)
 
     def redact(self, text: str) -> str:
         """Return ``text`` with every occurrence of every registered form replaced by ``***``.
@@ -252,13 +369,18 @@ class SecretRegistry:
                             del self._index[gram]
                     break
 
-    def _enforce_bound(self) -> None:
-        """Drop the oldest registrations until at most ``max_entries`` forms remain.
+    def _enforce_bound(self, cls: _Class) -> None:
+        """Drop the oldest values of ``cls`` until it fits its budget and ``max_entries`` holds.
 
-        The newest registration is always kept, even when it alone exceeds a tiny bound.
+        Only ``cls`` is touched, and its newest value is always kept, even when it alone exceeds
+        a tiny bound. The caller holds the lock.
         """
-        while len(self._form_refs) > self._max_entries and len(self._values) > 1:
-            _, forms = self._values.popitem(last=False)
+        values = cls.values
+        while (cls.nbytes > cls.budget or len(self._form_refs) > self._max_entries) and len(
+            values
+        ) > 1:
+            _, (forms, cost) = values.popitem(last=False)
+            cls.nbytes -= cost
             for form in forms:
                 refs = self._form_refs[form] - 1
                 if refs:
@@ -279,6 +401,6 @@ def default_registry() -> SecretRegistry:
     return _DEFAULT_REGISTRY
 
 
-def register_secret(value: str | Secret) -> None:
+def register_secret(value: str | Secret, *, pinned: bool = False) -> None:
     """Register ``value`` in the process-wide registry (see :meth:`SecretRegistry.register`)."""
-    _DEFAULT_REGISTRY.register(value)
+    _DEFAULT_REGISTRY.register(value, pinned=pinned)
