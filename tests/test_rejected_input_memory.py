@@ -310,3 +310,13 @@ def test_stored_secret_is_pinned_on_create_and_rotate(open_with_registry: OpenBr
     level = registry.pinned_bytes
     broker.credentials.rotate(cred.id, secret={"api_key": "pinned-0002"})
     assert registry.pinned_bytes > level and registry.transient_bytes == 0
+
+
+def test_a_type_without_secret_refuses_any_secret_field() -> None:
+    ctype = default_catalog().get("no_auth")
+    payload, problems = check_secret_shape(ctype, {"sk_live_pasted_key_0001": "value"}, None)
+    assert payload is None
+    assert [(p.field, p.message) for p in problems] == [
+        ("secret", "must be empty: no_auth has no secret")
+    ]
+    assert check_secret_shape(ctype, {}, None) == ({}, [])

@@ -92,6 +92,8 @@ def _check_mapping(ctype: CredentialType, secret: object, side: str) -> list[Fie
     """The shape problems of a secret given as a mapping (``side`` names it in problems)."""
     if not isinstance(secret, Mapping):
         return [FieldProblem(side, "must be an object of field names to values")]
+    if secret and not ctype.secret_fields:
+        return [FieldProblem(side, f"must be empty: {ctype.name} has no secret")]
     known = sum(len(spec.names) for spec in ctype.fields)
     if len(secret) > known:
         # More keys than the type has names: at least one is unknown. Said without reading a
@@ -99,8 +101,8 @@ def _check_mapping(ctype: CredentialType, secret: object, side: str) -> list[Fie
         return [
             FieldProblem(
                 side,
-                f"has {len(secret)} fields, more than the {known} field names {ctype.name} "
-                f"accepts (names not shown; expected: {_expected(ctype)})",
+                f"has {len(secret)} fields but {ctype.name} declares {known} field names "
+                f"(names not shown; expected: {_expected(ctype)})",
             )
         ]
     problems: list[FieldProblem] = []
