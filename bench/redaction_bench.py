@@ -68,18 +68,53 @@ def _best_per_call(func: Callable[[], object], calls: int, repeats: int = 5) -> 
     return best / calls * 1e6
 
 
-def _registration_cost(base: list[str], fresh: list[str], batch: int) -> float:
+# Budgets large enough that every secret of the run stays registered, so "10,000 registered"
+# is what the registry holds (the default transient budget, 32 MiB, keeps about 7,000 of these).
+_BUDGETS = {"max_pinned_bytes": 1 << 30, "max_transient_bytes": 1 << 30}
+
+
+def _registry() -> SecretRegistry:
+    return SecretRegistry(**_BUDGETS)
+
+
+def _registration_cost(
+    base: list[str], fresh: list[str], batch: int, *, pinned: bool = False
+) -> float:
     """Return µs per registration of a new secret into a registry already holding ``base``."""
-    registry = SecretRegistry()
-    registry.register_many(base)
+    registry = _registry()
+    registry.register_many(base, pinned=pinned)
     best = float("inf")
     for start in range(0, len(fresh), batch):
         chunk = fresh[start : start + batch]
         began = time.perf_counter()
         for value in chunk:
-            registry.register(value)
+            registry.register(value, pinned=pinned)
         best = min(best, (time.perf_counter() - began) / len(chunk))
     return best * 1e6
+
+
+def _flood_rows(n_secrets: int, secrets: list[str]) -> list[Row]:
+    """A registry at its transient budget under a flood: bytes stay flat, pinned stay masked."""
+    budget = 8 * 1024 * 1024
+    registry = SecretRegistry(max_transient_bytes=budget)
+    stored = secrets[:1_000]
+    registry.register_many(stored, pinned=True)
+    flood = [f"flood-{i:07d}-" + "x" * 24 for i in range(4 * n_secrets)]
+    began = time.perf_counter()
+    registry.register_many(flood)
+    per_registration = (time.perf_counter() - began) / len(flood) * 1e6
+    masked = sum(registry.redact(value) == "***" for value in stored)
+    assert masked == len(stored), "a transient flood evicted a pinned secret"
+    assert registry.transient_bytes <= budget
+    return [
+        (
+            f"flood: per transient registration at the budget ({len(flood):,})",
+            per_registration,
+            "µs",
+        ),
+        ("flood: transient bytes after it (budget 8 MiB)", registry.transient_bytes / 2**20, "MiB"),
+        ("flood: pinned secrets still masked (of 1,000)", float(masked), "n"),
+    ]
 
 
 def _log_call_cost(registry: SecretRegistry | None, calls: int) -> float:
@@ -115,17 +150,23 @@ def run(n_secrets: int = 10_000) -> list[Row]:
     # (a) Registration cost, with few and with many secrets already registered.
     reg_small = _registration_cost(base[:10], fresh, batch=200)
     reg_large = _registration_cost(base, fresh, batch=200)
+    pin_large = _registration_cost(base, fresh, batch=200, pinned=True)
     rows += [
         ("register: per secret, 10 registered", reg_small, "µs"),
         (f"register: per secret, {n_secrets:,} registered", reg_large, "µs"),
         (f"register: ratio {n_secrets:,}/10", reg_large / reg_small, "x"),
+        (f"register: per pinned secret, {n_secrets:,} registered", pin_large, "µs"),
     ]
 
     # (b) Redaction cost per log record. The line with a secret carries a ghp_ token, whose
     # prefix is shared by a third of all registered secrets.
-    small, large = SecretRegistry(), SecretRegistry()
+    small, large = _registry(), _registry()
     small.register_many(base[:10])
     large.register_many(base)
+    assert len(large) == n_secrets
+    rows.append(
+        (f"registry: accounted bytes, {n_secrets:,} registered", large.nbytes / 2**20, "MiB")
+    )
     newest_ghp = next(value for value in reversed(base) if value.startswith("ghp_"))
     with_secret_small = _LINE[:60] + base[0] + _LINE[60 + len(base[0]) :]
     with_secret_large = _LINE[:60] + newest_ghp + _LINE[60 + len(newest_ghp) :]
@@ -144,6 +185,9 @@ def run(n_secrets: int = 10_000) -> list[Row]:
         (f"redact: line with a secret, {n_secrets:,} registered", hit_large, "µs"),
         (f"redact: with secret, ratio {n_secrets:,}/10", hit_large / hit_small, "x"),
     ]
+
+    # (b2) A flood of transient registrations against the byte budget.
+    rows += _flood_rows(n_secrets, secrets)
 
     # The whole logging path: a logger.info through a formatting StreamHandler.
     plain = _log_call_cost(None, 10_000)

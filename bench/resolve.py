@@ -8,7 +8,8 @@ baseline measured seconds earlier in this same process:
 * Fernet per call — a hand-rolled store: SELECT a Fernet token, build Fernet(key), decrypt, load;
 * flowcred uncached resolve (cache TTL 0, SQLite) and cached resolve (warm in-process cache);
 * ``keys rotate`` throughput over 10,000 credentials;
-* the log-redaction filter's cost per record and per registration with 10 vs 10,000 secrets.
+* the log-redaction filter's cost per record and per registration with 10 vs 10,000 secrets,
+  and a flood of transient registrations against the byte budget (pinned secrets stay masked).
 
 Targets (issue [foundation]): uncached <= 4x floor, cached < floor, keys rotate >= 5,000/s,
 redaction cost flat in the number of registered secrets.

@@ -640,3 +640,114 @@ class TestRedactingFilter:
         record = logging.LogRecord("n", logging.INFO, "f", 1, "x %s", (value,), None)
         RedactingFilter().filter(record)
         assert record.msg == f"x {REDACTED}"
+
+
+# --- Byte budgets and the pinned / transient classes (issue 8 item 4) ---------------------------
+
+
+def _distinct(prefix: str, count: int, width: int = 40) -> list[str]:
+    """``count`` distinct values of ``width`` characters, none a substring of another."""
+    return [f"{prefix}-{i:08d}-".ljust(width, "x") + "|" for i in range(count)]
+
+
+class TestRegistryByteBudget:
+    def test_byte_accounting_counts_every_derived_form(self) -> None:
+        registry = SecretRegistry()
+        assert registry.nbytes == 0
+        registry.register(SECRET)
+        forms = [
+            SECRET,
+            base64.b64encode(SECRET.encode()).decode(),
+            base64.urlsafe_b64encode(SECRET.encode()).decode(),
+            quote(SECRET, safe=""),
+        ]
+        # Each derived form is counted, not only the value.
+        assert registry.nbytes >= sum(len(form) for form in forms)
+        assert registry.nbytes == registry.transient_bytes
+        assert registry.pinned_bytes == 0
+
+    def test_transient_flood_is_bounded_by_bytes(self) -> None:
+        registry = SecretRegistry(max_transient_bytes=100_000)
+        values = _distinct("flood", 2_000)
+        for value in values:
+            registry.register(value)
+            assert registry.transient_bytes <= 100_000
+        assert registry.nbytes <= 100_000
+        # The newest are the ones kept, and they are still masked in every form.
+        assert registry.redact(values[-1]) == REDACTED
+        assert registry.redact(base64.b64encode(values[-1].encode()).decode()) == REDACTED
+        assert registry.redact(values[0]) == values[0]
+
+    def test_eviction_gives_the_bytes_back(self) -> None:
+        registry = SecretRegistry(max_transient_bytes=50_000)
+        registry.register_many(_distinct("a", 500))
+        level = registry.transient_bytes
+        registry.register_many(_distinct("b", 500))
+        # Same shapes, same footprint: the bound is not a one-way ratchet.
+        assert registry.transient_bytes <= 50_000
+        assert abs(registry.transient_bytes - level) < 2_000
+
+    def test_transient_flood_never_evicts_pinned_secrets(self) -> None:
+        registry = SecretRegistry(max_transient_bytes=50_000, max_pinned_bytes=1_000_000)
+        stored = _distinct("stored", 50)
+        for value in stored:
+            registry.register(value, pinned=True)
+        pinned_level = registry.pinned_bytes
+        registry.register_many(_distinct("rejected", 5_000))
+        assert registry.pinned_bytes == pinned_level
+        assert registry.transient_bytes <= 50_000
+        text = " ".join(stored)
+        assert registry.redact(text) == " ".join([REDACTED] * len(stored))
+
+    def test_count_bound_never_lets_transient_evict_pinned(self) -> None:
+        # max_entries counts forms of both classes; a transient newcomer may only push out
+        # other transient values, never a pinned one.
+        registry = SecretRegistry(max_entries=40)
+        stored = _distinct("stored", 5)
+        registry.register_many(stored, pinned=True)
+        registry.register_many(_distinct("rejected", 200))
+        assert registry.redact(" ".join(stored)) == " ".join([REDACTED] * 5)
+
+    def test_pinned_budget_evicts_oldest_pinned_only(self) -> None:
+        registry = SecretRegistry(max_transient_bytes=1_000_000, max_pinned_bytes=50_000)
+        transient = _distinct("transient", 20)
+        registry.register_many(transient)
+        stored = _distinct("stored", 1_000)
+        for value in stored:
+            registry.pin(value)
+            assert registry.pinned_bytes <= 50_000
+        assert registry.redact(stored[-1]) == REDACTED
+        assert registry.redact(stored[0]) == stored[0]
+        assert registry.redact(" ".join(transient)) == " ".join([REDACTED] * 20)
+
+    def test_pinning_a_transient_value_moves_its_bytes(self) -> None:
+        registry = SecretRegistry()
+        registry.register(SECRET)
+        cost = registry.transient_bytes
+        registry.pin(SECRET)
+        assert (registry.transient_bytes, registry.pinned_bytes) == (0, cost)
+        assert len(registry) == 1
+        # A later transient registration of the same value does not demote it.
+        registry.register(SECRET)
+        assert (registry.transient_bytes, registry.pinned_bytes) == (0, cost)
+
+    def test_one_value_above_the_budget_is_still_masked(self) -> None:
+        registry = SecretRegistry(max_transient_bytes=1_000)
+        registry.register_many(_distinct("small", 3))
+        big = "B" * 5_000
+        registry.register(big)
+        assert registry.redact(big) == REDACTED
+        # Everything else of its class made room, so the overshoot is that one value alone.
+        assert len(registry) == 1
+
+    def test_budgets_must_be_positive(self) -> None:
+        with pytest.raises(ValueError, match="max_transient_bytes"):
+            SecretRegistry(max_transient_bytes=0)
+        with pytest.raises(ValueError, match="max_pinned_bytes"):
+            SecretRegistry(max_pinned_bytes=0)
+
+    def test_register_secret_can_pin(self) -> None:
+        value = "process-wide-pinned-secret-for-test"
+        register_secret(value, pinned=True)
+        assert default_registry().redact(value) == REDACTED
+        assert default_registry().pinned_bytes > 0

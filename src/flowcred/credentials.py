@@ -16,13 +16,13 @@ from typing import Any
 from flowcred.audit import Access
 from flowcred.audit.trail import AuditTrail
 from flowcred.catalog import Catalog, CredentialType
+from flowcred.catalog.secret_shape import check_secret_shape
 from flowcred.errors import (
     AccessDenied,
     CredentialNotFound,
     FieldProblem,
     FlowcredError,
     InvalidCredential,
-    UnknownCredentialType,
     error_context,
 )
 from flowcred.records import Credential, SecretVersion
@@ -37,7 +37,7 @@ from flowcred.references import (
     handle_candidates,
     slugify,
 )
-from flowcred.runtime.provider import Ref, Resolver
+from flowcred.runtime.provider import Ref, Resolver, secret_text
 from flowcred.store.credentials import UNSET, CredentialStore, as_utc
 
 MAX_NAME_LENGTH = 256
@@ -107,22 +107,31 @@ class Credentials:
         secret_value: str | None,
         problems: list[FieldProblem],
     ) -> dict[str, Any] | None:
-        # Everything received as a secret is masked in logs from now on, even if it is rejected.
-        if secret_value is not None:
-            self._registry.register(secret_value)
-        for value in (secret or {}).values():
-            if isinstance(value, str):
-                self._registry.register(value)
-        if secret is not None and secret_value is not None:
-            problems.append(FieldProblem("secret", "give either secret or secret_value, not both"))
+        """The received secret as a dict, shape-checked and registered; ``None`` if refused.
+
+        The order is the point (issue 8 item 4): the shape (form, field names, count, sizes; see
+        :mod:`flowcred.catalog.secret_shape`) is checked first, at a cost bounded by what is
+        accepted, and a secret refused there is never registered, so rejected input is not kept
+        in memory. Only then are its values registered for log redaction, in the transient class
+        (the request may still fail validation, and a transient flood cannot evict the secrets of
+        stored credentials); they are pinned by :meth:`_pin` once stored. The caller validates
+        the meaning next.
+        """
+        payload, shape_problems = check_secret_shape(ctype, secret, secret_value)
+        if payload is None:
+            problems.extend(shape_problems)
             return None
-        if secret_value is not None:
-            try:
-                return ctype.parse_secret_value(secret_value)
-            except InvalidCredential as exc:
-                problems.extend(exc.problems)
-                return None
-        return dict(secret or {})
+        register = self._registry.register
+        for value in payload.values():
+            if isinstance(value, str):
+                register(value)
+        return payload
+
+    def _pin(self, clean_secret: Mapping[str, Any]) -> None:
+        """Pin the values of a secret that was just stored, as the resolve path registers them."""
+        pin = self._registry.pin
+        for value in clean_secret.values():
+            pin(secret_text(value))
 
     def _failed(self, action: str, exc: FlowcredError, tenant: str | None, ref: Ref | None) -> None:
         self._trail.failure(self._access, action, exc, tenant=tenant, ref=ref)
@@ -201,12 +210,8 @@ class Credentials:
         expires_at: datetime | None,
     ) -> Credential:
         problems: list[FieldProblem] = []
-        try:
-            ctype = self._catalog.get(type_name)
-        except UnknownCredentialType:
-            if secret_value is not None:
-                self._registry.register(secret_value)
-            raise
+        # An unknown type has no shape to check against: nothing it was sent is registered.
+        ctype = self._catalog.get(type_name)
         name_problem = _name_problem(name)
         if name_problem is not None:
             problems.append(FieldProblem("name", name_problem))
@@ -234,7 +239,10 @@ class Credentials:
         clean_config: dict[str, Any] = {}
         clean_secret: dict[str, Any] = {}
         try:
-            clean_config, clean_secret = ctype.validate(config, payload or {})
+            if payload is None:
+                clean_config = ctype.validate_config(config)
+            else:
+                clean_config, clean_secret = ctype.validate(config, payload)
         except InvalidCredential as exc:
             problems.extend(exc.problems)
         if problems:
@@ -254,6 +262,7 @@ class Credentials:
             on_write=hook,
         )
         after()
+        self._pin(clean_secret)
         self._resolver.invalidate(record.id)
         return record
 
@@ -457,6 +466,8 @@ class Credentials:
             self._failed("updated", exc, tenant, ref)
             raise
         after()
+        if payload is not None:
+            self._pin(payload)
         self._resolver.invalidate(found.id)
         return record
 
@@ -505,6 +516,7 @@ class Credentials:
             self._failed("rotated", exc, tenant, ref)
             raise
         after()
+        self._pin(payload or {})
         self._resolver.invalidate(found.id)
         return record
 

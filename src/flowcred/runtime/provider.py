@@ -8,9 +8,11 @@ This is the code every flow run goes through, so it is built for speed:
 * the last-used time is kept in memory and written in the background, so a resolve never
   writes to the database.
 
-Every secret decrypted here is registered with the log redaction registry before it is handed
-out. Changes made through :class:`~flowcred.credentials.Credentials` invalidate the cache at once in
-this process; other processes see a change within the TTL.
+Every secret decrypted here is pinned in the log redaction registry before it is handed out:
+the secrets of stored credentials are the registry's pinned class, which no flood of other
+registrations can evict, and resolving is how a process that did not create a credential comes
+to know its secret. Changes made through :class:`~flowcred.credentials.Credentials` invalidate
+the cache at once in this process; other processes see a change within the TTL.
 """
 
 from __future__ import annotations
@@ -237,10 +239,10 @@ class Resolver:
         config: dict[str, Any] = json.loads(config_json)
         ctype = self._ctype(type_name)
         placement = place(ctype, config, secret)
-        register = self._registry.register
+        register = self._registry.pin
         fields: dict[str, Any] = dict(config)
         for name, value in secret.items():
-            text = value if isinstance(value, str) else json.dumps(value)
+            text = secret_text(value)
             register(text)
             fields[name] = Secret(text)
         headers = _wrap(placement.headers, register)
@@ -265,6 +267,15 @@ class Resolver:
             if isinstance(material.fields.get(f.name), Secret)
         }
         return ctype.secret_value_of(secret)
+
+
+def secret_text(value: Any) -> str:
+    """The text of a stored secret field value: the string itself, or its JSON.
+
+    What the resolve path hands out (as a :class:`Secret`) and pins for redaction, and what
+    ``Credentials`` pins when it stores a secret, so both register the same text.
+    """
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _kek_version(wrapped: bytes) -> int:
