@@ -8,10 +8,13 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from flowcred.api.deps import Editor, deny_tenant, get_broker
+from flowcred.api.routing import ApiRoute
 from flowcred.api.schemas import ERROR_RESPONSES
 from flowcred.audit.events import FLOW
 
-router = APIRouter(prefix="/api/bindings", tags=["bindings"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/api/bindings", tags=["bindings"], responses=ERROR_RESPONSES, route_class=ApiRoute
+)
 
 FlowName = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._:/-]+$")]
 
