@@ -24,11 +24,12 @@ import re
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import HTTPException, Request, Response
+from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from flowcred.api.deps import Caller, RoleCheck, authenticate, get_broker
 from flowcred.api.error_handlers import validation_problems
