@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
+from flowcred.api import access_log
 from flowcred.api.deps import FailedKeyLimiter
 from flowcred.api.error_handlers import install_error_handlers
 from flowcred.api.middleware import BodySizeLimit, RequireHttps
@@ -57,6 +58,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.key_limiter = FailedKeyLimiter()
+    access_log.install()
     if broker is not None:
         app.state.broker = broker
     install_error_handlers(app)
