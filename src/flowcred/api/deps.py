@@ -21,7 +21,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Annotated, NoReturn
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
 from flowcred.audit import Access, Actor
@@ -112,7 +113,19 @@ class Caller:
             raise exc
 
 
-async def authenticate(request: Request) -> Caller:
+# Declared by :func:`authenticate` so OpenAPI lists the scheme on every authenticated operation
+# and Swagger UI's Authorize button sends the header; the key itself is checked below.
+API_KEY_SCHEME = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="ApiKey",
+    description="A flowcred API key (`flowcred apikeys create`).",
+    auto_error=False,
+)
+
+
+async def authenticate(
+    request: Request, _declared: Annotated[str | None, Security(API_KEY_SCHEME)] = None
+) -> Caller:
     """Resolve ``X-API-Key`` to a caller, or answer 401 / 429 (and audit the failure).
 
     The key is judged first: a valid key is always served, even from an address the failed-key
