@@ -76,3 +76,15 @@ def test_malformed_json_body_is_reported_as_such(api_env: Any) -> None:
     )
     assert r.status_code == 422
     assert r.json()["errors"] == [{"field": "body", "message": "malformed JSON body"}]
+
+
+def test_binding_references_are_bounded_strict_integers(api_env: Any) -> None:
+    api_env.seed("acme")
+    for ref in (2**70, 2**63, True, 0):
+        r = api_env.client.put(
+            "/api/bindings/flow-a",
+            json={"references": [ref], "tenantId": "acme"},
+            headers=api_env.admin(),
+        )
+        assert r.status_code == 422, (ref, r.status_code, r.text)
+    assert api_env.broker.bindings.list("acme") == []
