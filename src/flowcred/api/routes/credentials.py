@@ -63,7 +63,7 @@ class Target:
         return caller.key.tenant if not caller.platform else self.tenant
 
 
-def _target(
+async def _target(
     credential_id: Annotated[
         str,
         Path(
@@ -86,7 +86,8 @@ def _target(
         ),
     ] = None,
 ) -> Target:
-    # ASCII digits only: "²" is a digit to str.isdigit() but names nothing.
+    # Async so FastAPI runs it on the loop (a sync dependency costs resolve a thread hop).
+    # ASCII digits only (the path pattern): "²" is a digit to str.isdigit() but names nothing.
     ref: int | str = int(credential_id) if credential_id.isdigit() else credential_id
     return Target(ref=ref, environment=environment, tenant=tenantId)
 
