@@ -48,6 +48,8 @@ def test_malformed_body_with_a_key_lacking_the_role_is_403(api_env: Any) -> None
         "/api/audit-events?since=yesterday",
         "/api/audit-events?bogus=1",
         "/api/audit-events?result=bogus",
+        "/api/audit-events?eventType=bogus",
+        "/api/audit-events?action=bogus",
         "/api/credentials?status=bogus",
         "/api/credentials?family=bogus",
         "/api/credentials?type=bogus",
@@ -61,6 +63,14 @@ def test_unknown_query_parameters_and_filter_values_are_422(api_env: Any, path: 
     api_env.seed("acme")
     r = api_env.client.get(path, headers=api_env.admin())
     assert r.status_code == 422, (path, r.status_code, r.text)
+
+
+def test_known_audit_filter_values_are_accepted(api_env: Any) -> None:
+    api_env.seed("acme")
+    r = api_env.client.get(
+        "/api/audit-events?eventType=credential&action=created", headers=api_env.admin()
+    )
+    assert r.status_code == 200 and len(r.json()["items"]) == 1
 
 
 def test_the_cli_spellings_since_and_until_filter_audit_events(api_env: Any) -> None:

@@ -18,6 +18,7 @@ from flowcred.api.schemas import (
     VerifyResponse,
 )
 from flowcred.audit import AuditChainBroken, AuditFilter
+from flowcred.audit.events import ACTIONS
 
 router = APIRouter(
     prefix="/api/audit-events", tags=["audit"], responses=ERROR_RESPONSES, route_class=ApiRoute
@@ -51,6 +52,16 @@ def list_events(
         if a is not None and b is not None:
             raise RequestValidationError(
                 [{"type": "value_error", "loc": ("query", name), "msg": "give one spelling"}]
+            )
+    known_actions = set().union(*ACTIONS.values())
+    for value, name, known in (
+        (eventType, "eventType", ACTIONS.keys()),
+        (action, "action", known_actions),
+    ):
+        if value is not None and value not in known:
+            # A misspelt filter used to match nothing and look like an empty trail.
+            raise RequestValidationError(
+                [{"type": "value_error", "loc": ("query", name), "msg": f"unknown {name}"}]
             )
     from_ = from_ or since
     to = to or until
