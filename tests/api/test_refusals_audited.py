@@ -91,8 +91,9 @@ CASES: dict[str, tuple[int, Send]] = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_refused_request_naming_a_credential_leaves_one_failure_event(
-    api_env: Any, case: str
+    any_db_api_env: Any, case: str
 ) -> None:
+    api_env = any_db_api_env
     status, send = CASES[case]
     cid = api_env.seed("acme").id
     before = len(_events(api_env, cid))
