@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from flowcred.argument_checks import check_arguments
 from flowcred.audit import Access
 from flowcred.audit.trail import AuditTrail
 from flowcred.catalog import Catalog, CredentialType
@@ -177,6 +178,7 @@ class Credentials:
 
         Raises InvalidCredential (with ``problems``), UnknownCredentialType, HandleConflict.
         """
+        check_arguments(Credentials.create, locals())
         try:
             return self._create(
                 name=name,
@@ -270,6 +272,7 @@ class Credentials:
         self, ref: Ref, *, tenant: str | None = None, environment: str = DEFAULT_ENVIRONMENT
     ) -> Credential:
         """Metadata of one credential (with the last-used time seen by this process)."""
+        check_arguments(Credentials.get, locals())
         try:
             found = self._with_last_used(self._find(ref, tenant, environment))
         except FlowcredError as exc:
@@ -282,6 +285,7 @@ class Credentials:
         self, ref: Ref, *, tenant: str | None = None, environment: str = DEFAULT_ENVIRONMENT
     ) -> tuple[Credential, builtins.list[SecretVersion]]:
         """Metadata and the kept versions in one call (one audit event)."""
+        check_arguments(Credentials.describe, locals())
         try:
             found = self._with_last_used(self._find(ref, tenant, environment))
             versions = self._store.versions(found.id)
@@ -312,6 +316,7 @@ class Credentials:
         limit: int | None = None,
     ) -> builtins.list[Credential]:
         """Credentials in id order; filters combine; ``after_id`` + ``limit`` paginate."""
+        check_arguments(Credentials.list, locals())
         try:
             records = self._list(tenant, environment, type, family, status, after_id, limit)
         except FlowcredError as exc:
@@ -388,6 +393,7 @@ class Credentials:
         so it cannot have the stored secret sent to a server of its choosing.
         Raises InvalidCredential listing every problem, VersionConflict if a rotation raced.
         """
+        check_arguments(Credentials.update, locals())
         try:
             found = self._find(ref, tenant, environment)
             ctype = self._catalog.get(found.type)
@@ -487,6 +493,7 @@ class Credentials:
         it, two concurrent rotations still never lose an update silently: the later one to commit
         gets VersionConflict.
         """
+        check_arguments(Credentials.rotate, locals())
         try:
             found = self._find(ref, tenant, environment)
             ctype = self._catalog.get(found.type)
@@ -530,6 +537,7 @@ class Credentials:
         expected_version: int | None = None,
     ) -> Credential:
         """Make a kept older version current again."""
+        check_arguments(Credentials.rollback, locals())
         try:
             found = self._find(ref, tenant, environment)
             expected = expected_version if expected_version is not None else found.current_version
@@ -552,6 +560,7 @@ class Credentials:
         self, ref: Ref, *, tenant: str | None = None, environment: str = DEFAULT_ENVIRONMENT
     ) -> Credential:
         """Delete the credential and every stored version of its secret; returns its last record."""
+        check_arguments(Credentials.delete, locals())
         try:
             found = self._find(ref, tenant, environment)
             hook, after = self._trail.on_write(
@@ -569,6 +578,7 @@ class Credentials:
         self, ref: Ref, *, tenant: str | None = None, environment: str = DEFAULT_ENVIRONMENT
     ) -> builtins.list[SecretVersion]:
         """The kept versions of the secret, newest first (metadata only)."""
+        check_arguments(Credentials.versions, locals())
         return self.describe(ref, tenant=tenant, environment=environment)[1]
 
 

@@ -50,6 +50,9 @@ class FlowcredSettings(BaseSettings):
     require_https: bool = False
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # /docs, /redoc and /openapi.json are open by default (they describe the API, no data);
+    # true makes all three answer 401 without a valid X-API-Key (any role).
+    docs_require_key: bool = False
 
     host: str = "127.0.0.1"
     port: int = Field(default=8700, ge=1, le=65535)

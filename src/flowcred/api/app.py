@@ -15,7 +15,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
+from flowcred.api import access_log
 from flowcred.api.deps import FailedKeyLimiter
+from flowcred.api.docs import install_docs
 from flowcred.api.error_handlers import install_error_handlers
 from flowcred.api.middleware import BodySizeLimit, RequireHttps
 from flowcred.api.routes import audit_events, bindings, credentials, types
@@ -55,11 +57,17 @@ def create_app(
         version="0.1.0",
         description="Credential broker for workflow engines. Authenticate with `X-API-Key`.",
         lifespan=lifespan,
+        # Served by install_docs from local assets (FastAPI's own pages load them from a CDN).
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.key_limiter = FailedKeyLimiter()
+    access_log.install()
     if broker is not None:
         app.state.broker = broker
     install_error_handlers(app)
+    install_docs(app, require_key=settings.docs_require_key)
 
     app.include_router(credentials.router)
     app.include_router(types.router)

@@ -7,7 +7,8 @@ key from the client's address.
 * Missing or bad key → 401 with ``WWW-Authenticate``; the body is the same for both.
 * Valid key without the role → 403.
 * An object of another tenant → 404, answered exactly like a nonexistent id.
-* Repeated bad keys from one client → 429 with ``Retry-After`` (a bounded in-memory window).
+* Repeated bad keys from one client → 429 with ``Retry-After`` (a bounded in-memory window);
+  a valid key from that client is still served: failures are throttled, not clients.
 
 Every denial is an audit event.
 """
@@ -17,11 +18,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, NoReturn
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
 from flowcred.audit import Access, Actor
@@ -115,29 +116,53 @@ class Caller:
             raise exc
 
 
-async def authenticate(request: Request) -> Caller:
+# Declared by :func:`authenticate` so OpenAPI lists the scheme on every authenticated operation
+# and Swagger UI's Authorize button sends the header; the key itself is checked below.
+API_KEY_SCHEME = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="ApiKey",
+    description="A flowcred API key (`flowcred apikeys create`).",
+    auto_error=False,
+)
+
+
+async def authenticate(
+    request: Request, _declared: Annotated[str | None, Security(API_KEY_SCHEME)] = None
+) -> Caller:
     """Resolve ``X-API-Key`` to a caller, or answer 401 / 429 (and audit the failure).
+
+    The key is judged first: a valid key is always served, even from an address the failed-key
+    limiter is throttling, so a flood of bad keys from behind the same NAT cannot lock out
+    everyone else. Only a failed attempt from a throttled address gets 429 (not audited, not
+    counted: the window then empties on its own). Keys are random 256-bit tokens, so letting a
+    throttled address still be told that a key is valid gives a guesser nothing.
+
+    The caller is kept on ``request.state``: the route class authenticates before the body is
+    read, and the role dependency then reuses that answer (one check, one audit event).
 
     Async on purpose: a known key is an in-memory cache hit, and a sync dependency would cost
     every request a thread-pool hop. A cache miss is one indexed read; a failure's audit write
     runs in a thread so the event loop never waits on the disk.
     """
+    cached: Caller | None = getattr(request.state, "flowcred_caller", None)
+    if cached is not None:
+        return cached
     broker = get_broker(request)
     limiter: FailedKeyLimiter = request.app.state.key_limiter
     source = client_address(request)
-    wait = limiter.retry_after(source)
-    if wait:
-        raise HTTPException(
-            status_code=429,
-            detail="too many failed authentication attempts",
-            headers={"Retry-After": str(wait)},
-        )
     raw = request.headers.get("x-api-key")
     try:
         if not raw:
             raise AccessDenied("missing API key")
         key = broker.api_keys.authenticate(raw)
     except AccessDenied as exc:
+        wait = limiter.retry_after(source)
+        if wait:
+            raise HTTPException(
+                status_code=429,
+                detail="too many failed authentication attempts",
+                headers={"Retry-After": str(wait)},
+            ) from None
         limiter.failed(source)
         await run_in_threadpool(
             broker.audit_denial,
@@ -149,18 +174,26 @@ async def authenticate(request: Request) -> Caller:
         raise UNAUTHORIZED from None
     actor = Actor("api_key", key.id, key.name)
     view = broker.acting_as(actor, source=source, may_resolve=key.role in RESOLVING_ROLES)
-    return Caller(key=key, view=view, source=source)
+    caller = Caller(key=key, view=view, source=source)
+    request.state.flowcred_caller = caller
+    return caller
 
 
 AuthenticatedCaller = Annotated[Caller, Depends(authenticate)]
 
 
-def require_role(*roles: str) -> Callable[[Caller, Request], Awaitable[Caller]]:
-    """A dependency admitting only keys whose role is in ``roles``; others get 403 (audited)."""
-    allowed = frozenset(roles)
+class RoleCheck:
+    """A dependency admitting only keys whose role is in ``roles``; others get 403 (audited).
 
-    async def dependency(caller: AuthenticatedCaller, request: Request) -> Caller:
-        if caller.key.role not in allowed:
+    A class (not a closure) so the route class can find it on a route and run it before the body
+    is read: authentication and authorisation come before any input validation.
+    """
+
+    def __init__(self, roles: frozenset[str]) -> None:
+        self.roles = roles
+
+    async def __call__(self, caller: AuthenticatedCaller, request: Request) -> Caller:
+        if caller.key.role not in self.roles:
             await run_in_threadpool(
                 get_broker(request).audit_denial,
                 caller.view.access,
@@ -175,7 +208,10 @@ def require_role(*roles: str) -> Callable[[Caller, Request], Awaitable[Caller]]:
             raise HTTPException(status_code=403, detail="this API key's role may not do that")
         return caller
 
-    return dependency
+
+def require_role(*roles: str) -> RoleCheck:
+    """A dependency admitting only keys whose role is in ``roles``; others get 403 (audited)."""
+    return RoleCheck(frozenset(roles))
 
 
 def deny_tenant(caller: Caller, request: Request, tenant: str) -> NoReturn:

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 
 from flowcred.audit.chain import AuditChainBroken
 from flowcred.audit.recorder import AuditWriteFailed
+from flowcred.catalog.schema import _ECHOABLE_KEY_RE as ECHOABLE_KEY_RE
 from flowcred.errors import (
     AccessDenied,
     ConfigurationError,
@@ -67,6 +68,52 @@ def _body(exc: FlowcredError, status: int) -> dict[str, object]:
     return {"detail": str(exc), "errors": []}
 
 
+def shown_field(name: object) -> str | None:
+    """``name`` if it may be repeated in a message or audit record, else None.
+
+    The catalog's rule (``flowcred.catalog.schema``): a name typed by a caller is echoed only
+    when it looks like an identifier (short, a letter first, no '-' or '.'); real tokens are
+    longer or carry separators, so a secret pasted as a key or query name is never repeated.
+    """
+    if isinstance(name, int) and not isinstance(name, bool):
+        return str(name)
+    if isinstance(name, str) and ECHOABLE_KEY_RE.match(name):
+        return name
+    return None
+
+
+def validation_problems(exc: RequestValidationError) -> list[dict[str, str]]:
+    """The problems of a refused request as ``{"field", "message"}``, never echoing input.
+
+    A body that is not JSON is "malformed JSON body" (FastAPI puts the character offset where
+    the field name goes); an unknown key or query parameter is "unknown field" / "unknown query
+    parameter", named only when :func:`shown_field` allows.
+    """
+    problems: list[dict[str, str]] = []
+    for error in exc.errors():
+        loc = tuple(error.get("loc", ()))
+        where = loc[0] if loc else "body"
+        kind = error.get("type", "")
+        if kind == "json_invalid":
+            problems.append({"field": "body", "message": "malformed JSON body"})
+            continue
+        if kind == "extra_forbidden":
+            # The only name in a location that the caller typed rather than the API declared.
+            noun = "query parameter" if where == "query" else "field"
+            shown = shown_field(loc[-1]) if len(loc) > 1 else None
+            if shown is None:
+                problems.append(
+                    {"field": str(where), "message": f"unknown {noun} (name not shown)"}
+                )
+            else:
+                path = [str(p) for p in loc[1:-1]] + [shown]
+                problems.append({"field": ".".join(path), "message": f"unknown {noun}"})
+            continue
+        parts = [str(part) for part in loc if part not in ("body", "query", "path", "header")]
+        problems.append({"field": ".".join(parts) or "body", "message": str(error.get("msg", ""))})
+    return problems
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FlowcredError)
     async def flowcred_error(_request: Request, exc: FlowcredError) -> JSONResponse:
@@ -78,10 +125,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = []
-        for error in exc.errors():
-            loc = [
-                str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")
-            ]
-            errors.append({"field": ".".join(loc) or "body", "message": str(error.get("msg", ""))})
-        return JSONResponse({"detail": "invalid request", "errors": errors}, status_code=422)
+        return JSONResponse(
+            {"detail": "invalid request", "errors": validation_problems(exc)}, status_code=422
+        )

@@ -29,7 +29,14 @@ async def _reply(send: Send, status: int, detail: str) -> None:
 
 
 class BodySizeLimit:
-    """Answer 413 to a request body larger than ``max_bytes`` (declared or streamed)."""
+    """Answer 413 to a request body larger than ``max_bytes`` (declared or streamed).
+
+    The refusal is raised when the route reads the body, which the API's route class does only
+    after authenticating: a request without a valid key is 401 whatever its body, and a refused
+    request that names a credential is audited like every other refusal. Nothing of an
+    oversized body is read: a declared length over the limit fails the first read, and a
+    streamed body fails as soon as it passes the limit.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -39,6 +46,8 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        too_large = HTTPException(413, f"request body larger than {self.max_bytes} bytes")
+        declared_over = False
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
@@ -46,20 +55,20 @@ class BodySizeLimit:
                 except ValueError:
                     await _reply(send, 400, "invalid Content-Length")
                     return
-                if declared > self.max_bytes:
-                    await _reply(send, 413, f"request body larger than {self.max_bytes} bytes")
-                    return
+                declared_over = declared > self.max_bytes
         received = 0
 
         async def limited_receive() -> Message:
             nonlocal received
+            if declared_over:
+                # An HTTPException, because FastAPI turns any other error raised while it
+                # reads the body into a 400; this one it lets through to its handler.
+                raise too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    # An HTTPException, because FastAPI turns any other error raised while it
-                    # reads the body into a 400; this one it lets through to its handler.
-                    raise HTTPException(413, f"request body larger than {self.max_bytes} bytes")
+                    raise too_large
             return message
 
         await self.app(scope, limited_receive, send)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from flowcred.records import Credential
 
@@ -120,7 +120,8 @@ class SecretRotate(_Request):
 
 
 class Rollback(_Request):
-    version: int = Field(ge=1)
+    # Strict: a JSON ``true`` is not version 1; bounded: a database integer is 64-bit.
+    version: StrictInt = Field(ge=1, le=2**63 - 1)
 
 
 class VersionPublic(BaseModel):

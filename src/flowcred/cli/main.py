@@ -179,6 +179,7 @@ def serve(
     """Run the HTTP service; the first run initialises ./.flowcred and prints an admin key."""
     import uvicorn
 
+    from flowcred.api.access_log import uvicorn_log_config
     from flowcred.api.app import create_app
     from flowcred.settings import load_settings
 
@@ -207,6 +208,8 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level="info",
+        # The access log prints paths only: a query string becomes "?[redacted]".
+        log_config=uvicorn_log_config(),
         ssl_certfile=str(tls_cert) if tls_cert else None,
         ssl_keyfile=str(tls_key) if tls_key else None,
         # X-Forwarded-* (scheme, client address) count only from FLOWCRED_TRUSTED_PROXIES;

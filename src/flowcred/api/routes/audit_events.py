@@ -6,8 +6,10 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 
 from flowcred.api.deps import Admin, get_broker
+from flowcred.api.routing import ApiRoute
 from flowcred.api.schemas import (
     ERROR_RESPONSES,
     MAX_ID,
@@ -16,8 +18,11 @@ from flowcred.api.schemas import (
     VerifyResponse,
 )
 from flowcred.audit import AuditChainBroken, AuditFilter
+from flowcred.audit.events import ACTIONS
 
-router = APIRouter(prefix="/api/audit-events", tags=["audit"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/api/audit-events", tags=["audit"], responses=ERROR_RESPONSES, route_class=ApiRoute
+)
 
 
 @router.get("", response_model=AuditEventPage)
@@ -33,10 +38,33 @@ def list_events(
     tenantId: Annotated[str | None, Query(max_length=128)] = None,
     from_: Annotated[datetime | None, Query(alias="from")] = None,
     to: datetime | None = None,
+    since: Annotated[datetime | None, Query(description="The CLI's name for `from`.")] = None,
+    until: Annotated[datetime | None, Query(description="The CLI's name for `to`.")] = None,
     cursor: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditEventPage:
-    """Events oldest first, filtered; page on with ``cursor`` = the last id seen."""
+    """Events oldest first, filtered; page on with ``cursor`` = the last id seen.
+
+    ``since`` / ``until`` are accepted as the CLI spells ``from`` / ``to``; giving both spellings
+    of one bound is refused. Unknown parameters are refused (422) by the route class.
+    """
+    for a, b, name in ((from_, since, "since"), (to, until, "until")):
+        if a is not None and b is not None:
+            raise RequestValidationError(
+                [{"type": "value_error", "loc": ("query", name), "msg": "give one spelling"}]
+            )
+    known_actions = set().union(*ACTIONS.values())
+    for value, name, known in (
+        (eventType, "eventType", ACTIONS.keys()),
+        (action, "action", known_actions),
+    ):
+        if value is not None and value not in known:
+            # A misspelt filter used to match nothing and look like an empty trail.
+            raise RequestValidationError(
+                [{"type": "value_error", "loc": ("query", name), "msg": f"unknown {name}"}]
+            )
+    from_ = from_ or since
+    to = to or until
     tenant = caller.tenant_filter()
     if tenantId is not None:
         if not caller.owns(tenantId):

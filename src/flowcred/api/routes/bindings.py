@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from flowcred.api.deps import Editor, deny_tenant, get_broker
-from flowcred.api.schemas import ERROR_RESPONSES
+from flowcred.api.routing import ApiRoute
+from flowcred.api.schemas import ERROR_RESPONSES, MAX_ID
 from flowcred.audit.events import FLOW
 
-router = APIRouter(prefix="/api/bindings", tags=["bindings"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/api/bindings", tags=["bindings"], responses=ERROR_RESPONSES, route_class=ApiRoute
+)
 
 FlowName = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._:/-]+$")]
 
@@ -22,7 +25,8 @@ class BindingsPut(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     references: list[
-        Annotated[int, Field(ge=1)] | Annotated[str, Field(min_length=1, max_length=128)]
+        Annotated[StrictInt, Field(ge=1, le=MAX_ID)]
+        | Annotated[str, Field(min_length=1, max_length=128)]
     ] = Field(max_length=1000)
     tenantId: str | None = Field(default=None, max_length=128)
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 
 from flowcred.api.deps import Admin, Caller, Editor, Resolver, Viewer, deny_tenant, get_broker
+from flowcred.api.routing import ApiRoute
 from flowcred.api.schemas import (
     ERROR_RESPONSES,
     MAX_ID,
@@ -23,17 +27,87 @@ from flowcred.api.schemas import (
     TestResult,
     VersionPublic,
 )
+from flowcred.catalog import CredentialFamily
 from flowcred.errors import ConflictError, FieldProblem, InvalidCredential
 from flowcred.records import Credential
 from flowcred.runtime.live_test import describe, http_check
 from flowcred.store.credentials import UNSET
 
-router = APIRouter(prefix="/api/credentials", tags=["credentials"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/api/credentials",
+    tags=["credentials"],
+    responses=ERROR_RESPONSES,
+    route_class=ApiRoute,
+)
 
 # Ids are database integers: anything outside 1..2**63-1 can name no credential.
 CredentialId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 MAX_PAGE = 500
+
+_REF_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The credential a path names: an id (ASCII digits) or a handle, looked up in
+    ``environment`` and, for a platform key, in ``tenant`` (``tenantId``; default ``default``)."""
+
+    ref: int | str
+    environment: str
+    tenant: str | None
+
+    def scope(self, caller: Caller) -> str | None:
+        """The tenant to look in: the key's own, or what a platform key asked for (None: any,
+        which for a handle means the default tenant)."""
+        return caller.key.tenant if not caller.platform else self.tenant
+
+
+async def _target(
+    credential_id: Annotated[
+        str,
+        Path(
+            pattern=_REF_PATTERN,
+            description="The credential's id, or its handle (looked up in `environment`).",
+        ),
+    ],
+    environment: Annotated[
+        str,
+        Query(
+            pattern=r"^[A-Za-z0-9._-]{1,64}$",
+            description="Environment of a handle reference (ignored for an id).",
+        ),
+    ] = "default",
+    tenantId: Annotated[
+        str | None,
+        Query(
+            max_length=128,
+            description="Tenant of a handle reference, for a platform key (ignored otherwise).",
+        ),
+    ] = None,
+) -> Target:
+    # Async so FastAPI runs it on the loop (a sync dependency costs resolve a thread hop).
+    # ASCII digits only (the path pattern): "²" is a digit to str.isdigit() but names nothing.
+    ref: int | str = int(credential_id) if credential_id.isdigit() else credential_id
+    return Target(ref=ref, environment=environment, tenant=tenantId)
+
+
+CredentialRef = Annotated[Target, Depends(_target)]
+
+
+def _etag(public: CredentialPublic) -> str:
+    """A strong ETag of the representation: ``"<version>-<digest>"``. The version comes first so
+    the value also serves as an ``If-Match`` precondition on rotate and rollback (which take the
+    bare ``"<version>"`` that rotate answers with too)."""
+    digest = hashlib.sha256(public.model_dump_json().encode()).hexdigest()[:16]
+    return f'"{public.currentVersion}-{digest}"'
+
+
+def _none_match(header: str | None, etag: str) -> bool:
+    if header is None:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return "*" in tags or etag in tags
 
 
 def _public(request: Request, records: list[Credential]) -> list[CredentialPublic]:
@@ -49,26 +123,36 @@ def _public(request: Request, records: list[Credential]) -> list[CredentialPubli
     return out
 
 
-def _tenant_for(caller: Caller, request: Request, credential_id: int) -> str:
-    """The tenant to resolve ``credential_id`` in: the key's own, or for a platform key the
-    credential's (an unknown id then fails as not found)."""
+def _tenant_for(caller: Caller, request: Request, target: Target) -> str:
+    """The tenant to resolve ``target`` in: the key's own, or for a platform key the one asked
+    for, else the credential's (an unknown id then fails as not found)."""
     if not caller.platform:
         return caller.key.tenant
-    return get_broker(request).tenant_of(credential_id) or "default"
+    if target.tenant is not None:
+        return target.tenant
+    if isinstance(target.ref, str) or not 0 < target.ref <= MAX_ID:
+        return "default"
+    return get_broker(request).tenant_of(target.ref) or "default"
 
 
 def _if_match(value: str | None) -> int | None:
+    """The version an ``If-Match`` names: ``N`` or an ETag ``"N-digest"`` of this API."""
     if value is None:
         return None
-    text = value.strip()
-    if text.startswith("W/"):
-        text = text[2:]
-    text = text.strip('"')
-    if not text.isdigit():
-        raise InvalidCredential(
-            [FieldProblem("If-Match", "must be the credential's version number")]
+    text = value.strip().removeprefix("W/").strip('"')
+    number = text.split("-", 1)[0]
+    if not (number.isascii() and number.isdigit() and len(number) <= 18):
+        # A validation error (not InvalidCredential), so the route class audits the refusal.
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("header", "If-Match"),
+                    "msg": "must be the credential's version number or ETag",
+                }
+            ]
         )
-    return int(text)
+    return int(number)
 
 
 @router.post("", status_code=201, response_model=CredentialCreated)
@@ -106,7 +190,7 @@ def list_credentials(
     request: Request,
     caller: Viewer,
     type: Annotated[str | None, Query(max_length=64)] = None,
-    family: Annotated[str | None, Query(max_length=32)] = None,
+    family: CredentialFamily | None = None,
     status: Annotated[str | None, Query(pattern="^(active|expired|error)$")] = None,
     environment: Annotated[str | None, Query(max_length=64)] = None,
     tenantId: Annotated[str | None, Query(max_length=128)] = None,
@@ -137,17 +221,31 @@ def list_credentials(
 
 @router.get("/{credential_id}", response_model=CredentialPublic)
 def get_credential(
-    credential_id: CredentialId, request: Request, caller: Viewer
-) -> CredentialPublic:
-    """One credential's metadata (config without secret fields)."""
-    record = caller.view.credentials.get(credential_id, tenant=caller.tenant_filter())
-    return _public(request, [record])[0]
+    target: CredentialRef,
+    request: Request,
+    response: Response,
+    caller: Viewer,
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
+) -> CredentialPublic | Response:
+    """One credential's metadata (config without secret fields), with an ``ETag``; a matching
+    ``If-None-Match`` answers 304 without a body."""
+    record = caller.view.credentials.get(
+        target.ref, tenant=target.scope(caller), environment=target.environment
+    )
+    public = _public(request, [record])[0]
+    etag = _etag(public)
+    if _none_match(if_none_match, etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    response.headers["ETag"] = etag
+    return public
 
 
 @router.get("/{credential_id}/versions", response_model=list[VersionPublic])
-def list_versions(credential_id: CredentialId, caller: Viewer) -> list[VersionPublic]:
+def list_versions(target: CredentialRef, caller: Viewer) -> list[VersionPublic]:
     """The kept secret versions (metadata only), newest first."""
-    _, versions = caller.view.credentials.describe(credential_id, tenant=caller.tenant_filter())
+    _, versions = caller.view.credentials.describe(
+        target.ref, tenant=target.scope(caller), environment=target.environment
+    )
     return [
         VersionPublic(
             version=v.version, createdAt=v.created_at, kekVersion=v.kek_version, current=v.current
@@ -158,7 +256,7 @@ def list_versions(credential_id: CredentialId, caller: Viewer) -> list[VersionPu
 
 @router.patch("/{credential_id}", response_model=CredentialPublic)
 def update_credential(
-    credential_id: CredentialId, body: CredentialUpdate, request: Request, caller: Editor
+    target: CredentialRef, body: CredentialUpdate, request: Request, caller: Editor
 ) -> CredentialPublic:
     """Edit the name, non-secret config (merged; null removes a key) or expiry; with
     ``secretValue``/``secret`` also rotate, in one write. A developer key changing a destination
@@ -166,8 +264,9 @@ def update_credential(
     # Only an expiresAt that was sent changes the expiry (null clears it); absent leaves it.
     expires_at = body.expiresAt if "expiresAt" in body.model_fields_set else UNSET
     record = caller.view.credentials.update(
-        credential_id,
-        tenant=caller.tenant_filter(),
+        target.ref,
+        tenant=target.scope(caller),
+        environment=target.environment,
         name=body.name,
         config=body.config,
         expires_at=expires_at,
@@ -179,7 +278,7 @@ def update_credential(
 
 @router.put("/{credential_id}/secret", response_model=CredentialPublic)
 def rotate_secret(
-    credential_id: CredentialId,
+    target: CredentialRef,
     body: SecretRotate,
     request: Request,
     response: Response,
@@ -188,8 +287,9 @@ def rotate_secret(
 ) -> CredentialPublic:
     """Rotate: a new secret version under the same id. ``If-Match: <version>`` → 409 if stale."""
     record = caller.view.credentials.rotate(
-        credential_id,
-        tenant=caller.tenant_filter(),
+        target.ref,
+        tenant=target.scope(caller),
+        environment=target.environment,
         secret=body.secret,
         secret_value=body.secretValue,
         expected_version=_if_match(if_match),
@@ -200,7 +300,7 @@ def rotate_secret(
 
 @router.post("/{credential_id}/rollback", response_model=CredentialPublic)
 def rollback_secret(
-    credential_id: CredentialId,
+    target: CredentialRef,
     body: Rollback,
     request: Request,
     caller: Editor,
@@ -208,9 +308,10 @@ def rollback_secret(
 ) -> CredentialPublic:
     """Make a kept older version current again."""
     record = caller.view.credentials.rollback(
-        credential_id,
+        target.ref,
         body.version,
-        tenant=caller.tenant_filter(),
+        tenant=target.scope(caller),
+        environment=target.environment,
         expected_version=_if_match(if_match),
     )
     return _public(request, [record])[0]
@@ -243,31 +344,40 @@ class _InUse(ConflictError):
         )
 
 
-def _tenant_without_read(caller: Caller, request: Request, credential_id: int) -> str | None:
+def _tenant_without_read(caller: Caller, request: Request, target: Target) -> str | None:
     """:func:`_tenant_for` when it needs no database read; None otherwise."""
     if not caller.platform:
         return caller.key.tenant
-    return get_broker(request).cached_tenant_of(credential_id)
+    if target.tenant is not None:
+        return target.tenant
+    if isinstance(target.ref, str) or not 0 < target.ref <= MAX_ID:
+        return "default"
+    return get_broker(request).cached_tenant_of(target.ref)
 
 
 @router.post("/{credential_id}/resolve", response_model=ResolveResponse)
 async def resolve_credential(
-    credential_id: CredentialId,
+    target: CredentialRef,
     request: Request,
+    response: Response,
     caller: Resolver,
     body: ResolveRequest | None = None,
 ) -> ResolveResponse:
     """Material for one run, audited with the key, client address and execution id.
 
+    Answered with ``Cache-Control: no-store``: the body holds secrets, and no cache between the
+    engine and flowcred may keep it.
+
     Async on purpose: the hot path (a cached credential) runs on the event loop and its audit
     event joins the next group commit, so every request in flight shares one disk flush instead
     of each holding a pool thread through its own.
     """
-    tenant = _tenant_without_read(caller, request, credential_id)
+    response.headers["Cache-Control"] = "no-store"
+    tenant = _tenant_without_read(caller, request, target)
     if tenant is None:
-        tenant = await run_in_threadpool(_tenant_for, caller, request, credential_id)
-    material = await caller.view.provider(tenant=tenant).aresolve(
-        credential_id, execution_id=body.executionId if body else None
+        tenant = await run_in_threadpool(_tenant_for, caller, request, target)
+    material = await caller.view.provider(tenant=tenant, environment=target.environment).aresolve(
+        target.ref, execution_id=body.executionId if body else None
     )
     return ResolveResponse(
         credentialId=material.credential_id,
@@ -283,11 +393,13 @@ async def resolve_credential(
 
 
 @router.post("/{credential_id}/test", response_model=TestResult)
-def test_credential(credential_id: CredentialId, request: Request, caller: Editor) -> TestResult:
+def test_credential(target: CredentialRef, request: Request, caller: Editor) -> TestResult:
     """Live test: a GET to the credential's ``test_url`` with its material; a 2xx answer means
     ok. Audited once, with the outcome."""
-    tenant = _tenant_for(caller, request, credential_id)
-    ok, details = caller.view.provider(tenant=tenant).test(credential_id, http_check)
+    tenant = _tenant_for(caller, request, target)
+    ok, details = caller.view.provider(tenant=tenant, environment=target.environment).test(
+        target.ref, http_check
+    )
     status = details.get("status")
     return TestResult(
         ok=ok, status=status if isinstance(status, int) else None, message=describe(ok, details)

@@ -5,9 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from flowcred.api.deps import Anyone, get_broker
+from flowcred.api.routing import ApiRoute
 from flowcred.api.schemas import ERROR_RESPONSES, TypePublic
 
-router = APIRouter(prefix="/api/types", tags=["types"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/api/types", tags=["types"], responses=ERROR_RESPONSES, route_class=ApiRoute
+)
 
 
 @router.get("", response_model=list[TypePublic])
