@@ -10,7 +10,10 @@ This is the code every flow run goes through, so it is built for speed:
 
 Every secret decrypted here is registered with the log redaction registry before it is handed
 out. Changes made through :class:`~flowcred.credentials.Credentials` invalidate the cache at once in
-this process; other processes see a change within the TTL.
+this process; changes made by other processes reach it through the change feed within the
+visibility bound (:mod:`flowcred.runtime.invalidation`): the cache answers only while its
+:class:`~flowcred.runtime.invalidation.ChangeWatcher` is fresh, and a fill started before an
+invalidation is not stored.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ from flowcred.errors import (
     InvalidCredential,
 )
 from flowcred.redaction import Secret, SecretRegistry
+from flowcred.runtime.invalidation import ChangeWatcher
 from flowcred.runtime.material import CredentialMaterial
+from flowcred.store.change_feed import Change
 from flowcred.store.credentials import HANDLE_SQL, RESOLVE_SQL, CredentialStore, as_utc
 from flowcred.store.engine import HotReader
 
@@ -109,6 +114,7 @@ class Resolver:
         registry: SecretRegistry,
         cache_ttl: float,
         last_used_interval: float,
+        changes: ChangeWatcher | None = None,
     ) -> None:
         self._reader = reader
         self._ring = ring
@@ -124,10 +130,23 @@ class Resolver:
         self._handles: dict[tuple[str, str, str], tuple[float, int]] = {}
         self._types: dict[str, CredentialType] = {}
         self.last_used = LastUsedTracker(store, last_used_interval)
+        # Bumped by every invalidation: a fill that read the database before one is not stored.
+        self._generation = 0
+        self._changes = changes
+        self._fresh: Callable[[], bool] = changes.fresh if changes is not None else _always
+        self._ready: Callable[[], bool] = changes.ready if changes is not None else _always
+        if changes is not None:
+            changes.subscribe(self._on_change)
+            changes.on_reset(self.clear)
 
     # -- cache control ---------------------------------------------------------------------
 
+    def _on_change(self, change: Change) -> None:
+        if change.kind == "credential" and change.object_id.isdecimal():
+            self.invalidate(int(change.object_id))
+
     def invalidate(self, credential_id: int) -> None:
+        self._generation += 1
         self._cache.pop(credential_id, None)
         # Handles are few and cheap to re-read; dropping them all keeps a renamed or deleted
         # handle from pointing at a stale id.
@@ -136,11 +155,12 @@ class Resolver:
     def cached_tenant(self, credential_id: int) -> str | None:
         """The tenant of a credential held in the cache (and still fresh), else ``None``."""
         entry = self._cache.get(credential_id)
-        if entry is not None and entry[0] > self._clock.monotonic():
+        if entry is not None and entry[0] > self._clock.monotonic() and self._fresh():
             return entry[1]
         return None
 
     def clear(self) -> None:
+        self._generation += 1
         self._cache.clear()
         self._handles.clear()
 
@@ -157,13 +177,15 @@ class Resolver:
         key = (tenant, environment, ref)
         now = self._clock.monotonic()
         hit = self._handles.get(key)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > now and self._fresh():
             return hit[1]
+        generation = self._generation
+        may_cache = self._ttl > 0 and self._ready()
         row = self._reader.fetchone(self._handle_sql, (tenant, environment, ref))
         if row is None:
             raise CredentialNotFound(ref, tenant)
         cid = int(row[0])
-        if self._ttl > 0:
+        if may_cache and generation == self._generation:
             self._handles[key] = (now + self._ttl, cid)
         return cid
 
@@ -171,13 +193,15 @@ class Resolver:
         cid = self.credential_id(ref, tenant, environment)
         mono = self._clock.monotonic()
         entry = self._cache.get(cid)
-        if entry is not None and entry[0] > mono:
+        if entry is not None and entry[0] > mono and self._fresh():
             if entry[1] != tenant:
                 raise _foreign(ref, tenant)
             material = entry[2]
         else:
+            generation = self._generation
+            may_cache = self._ttl > 0 and self._ready()
             material = self._load(cid, ref, tenant)
-            if self._ttl > 0:
+            if may_cache and generation == self._generation:
                 self._cache[cid] = (mono + self._ttl, tenant, material)
         return self._checked(cid, material)
 
@@ -187,6 +211,8 @@ class Resolver:
         For an event loop: a hit (the usual case for a hot credential) is answered without
         blocking, with the same errors as :meth:`resolve`; a miss is for a worker thread.
         """
+        if not self._fresh():
+            return None
         now = self._clock.monotonic()
         if isinstance(ref, str) and not ref.isdigit():
             hit = self._handles.get((tenant, environment, ref))
@@ -265,6 +291,10 @@ class Resolver:
             if isinstance(material.fields.get(f.name), Secret)
         }
         return ctype.secret_value_of(secret)
+
+
+def _always() -> bool:
+    return True
 
 
 def _kek_version(wrapped: bytes) -> int:

@@ -17,8 +17,10 @@ Contract of :meth:`ApiKeyStore.authenticate`:
   :class:`~flowcred.errors.AccessDenied` with the one message ``"invalid API key"``;
 * the work done does not depend on whether the id exists: the hash is always computed and one
   constant-time comparison is always made, against the stored hash or a dummy one;
-* successful lookups are cached in this process for :data:`CACHE_TTL_SECONDS` (a revoke in this
-  process drops them at once; another process sees a revocation within that TTL);
+* successful lookups are cached in this process for :data:`CACHE_TTL_SECONDS`; a revoke or
+  rotation in this process drops them at once, and one in another process reaches this one through
+  the change feed within the visibility bound (given ``changes``: the cache answers only while it
+  is fresh, see :mod:`flowcred.runtime.invalidation`);
 * ``last_used_at`` is written at most once per :data:`LAST_USED_INTERVAL_SECONDS` per key.
 
 Keys can also be provisioned declaratively (``FLOWCRED_API_KEYS`` / ``FLOWCRED_API_KEYS_FILE``,
@@ -74,6 +76,7 @@ from flowcred.store.api_key_format import (
     load_bootstrap_keys,
     validate_key_fields,
 )
+from flowcred.store.change_feed import Change, ChangeSource, record_change
 from flowcred.store.credentials import as_utc
 from flowcred.store.engine import is_sqlite, read_connection, translate_db_error, write_transaction
 from flowcred.store.tables import api_keys
@@ -107,6 +110,7 @@ class ApiKeyStore:
         bootstrap: Sequence[tuple[str, ApiKey]] = (),
         cache_ttl: float = CACHE_TTL_SECONDS,
         last_used_interval: float = LAST_USED_INTERVAL_SECONDS,
+        changes: ChangeSource | None = None,
     ) -> None:
         self._engine = engine
         self._clock = clock
@@ -126,6 +130,12 @@ class ApiKeyStore:
         # key id -> monotonic time of the last last_used_at write (or bootstrap use).
         self._last_write: dict[str, float] = {}
         self._bootstrap_used: dict[str, datetime] = {}
+        # Bumped by every invalidation: a lookup that read the row before one is not cached.
+        self._generation = 0
+        self._changes = changes
+        if changes is not None:
+            changes.subscribe(self._on_change)
+            changes.on_reset(self._forget_all)
 
     @property
     def has_bootstrap_keys(self) -> bool:
@@ -317,6 +327,7 @@ class ApiKeyStore:
                         update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=now)
                     )
                     key = replace(key, revoked_at=now)
+                    record_change(conn, "api_key", key_id, now)
         except DBAPIError as exc:
             raise translate_db_error(exc, "revoking an API key") from None
         self._forget(key_id)
@@ -361,6 +372,7 @@ class ApiKeyStore:
                     expires_at=expiry,
                     now=now,
                 )
+                record_change(conn, "api_key", key_id, now)
         except DBAPIError as exc:
             raise translate_db_error(exc, "rotating an API key") from None
         self._forget(key_id)
@@ -368,8 +380,18 @@ class ApiKeyStore:
 
     # -- authentication --------------------------------------------------------------------------
 
+    def _on_change(self, change: Change) -> None:
+        if change.kind == "api_key":
+            self._forget(change.object_id)
+
+    def _forget_all(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._cache.clear()
+
     def _forget(self, key_id: str) -> None:
         with self._lock:
+            self._generation += 1
             for digest in [d for d, (k, _) in self._cache.items() if k.id == key_id]:
                 del self._cache[digest]
 
@@ -394,9 +416,17 @@ class ApiKeyStore:
         mono = self._clock.monotonic()
         with self._lock:
             cached = self._cache.get(digest) if digest else None
-        if cached is not None and cached[1] > mono and cached[0].usable(now):
+        changes = self._changes
+        if (
+            cached is not None
+            and cached[1] > mono
+            and cached[0].usable(now)
+            and (changes is None or changes.fresh())
+        ):
             key = cached[0]
         else:
+            generation = self._generation
+            may_cache = changes is None or changes.ready()
             key_id = key_id_of(raw_key) if isinstance(raw_key, str) else None
             found = self._lookup(key_id) if key_id is not None else None
             stored_hash, candidate = found if found is not None else (_DUMMY_HASH, None)
@@ -410,9 +440,10 @@ class ApiKeyStore:
                 raise AccessDenied(INVALID_KEY_MESSAGE)
             key = candidate
             with self._lock:
-                if len(self._cache) >= CACHE_MAX_ENTRIES:
-                    self._cache.clear()
-                self._cache[digest] = (key, mono + self._cache_ttl)
+                if may_cache and generation == self._generation:
+                    if len(self._cache) >= CACHE_MAX_ENTRIES:
+                        self._cache.clear()
+                    self._cache[digest] = (key, mono + self._cache_ttl)
         with contextlib.suppress(StoreError):
             # Last-used is bookkeeping: a database hiccup here must not refuse a valid key.
             self.record_use(key.id)
