@@ -22,8 +22,9 @@ Contract, with ``bound`` = ``FLOWCRED_CHANGE_VISIBILITY_SECONDS`` (default 1.0),
 
 The bound is measured with the real monotonic clock, not the injected :class:`~flowcred.clock.
 Clock`: tests that step a manual clock for TTLs cannot stretch it. The cached path pays one
-``time.monotonic()`` call and a comparison; the thread starts on the first cache fill, so a
-short-lived CLI process that only writes never starts it.
+comparison against :attr:`ChangeWatcher.fresh_until` (the resolver reuses the monotonic time it
+reads anyway); the thread starts on the first cache fill, so a short-lived CLI process that only
+writes never starts it.
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ class ChangeWatcher:
         self._threads: list[threading.Thread] = []
         self._started = False
         self._last_seen = 0
-        # Real monotonic time until which the caches may answer (0: not fresh).
-        self._fresh_until = 0.0
+        # Real monotonic time (time.monotonic) until which the caches may answer (0: not fresh).
+        # Public so the resolver's hit path can compare it with the time it already read.
+        self.fresh_until = 0.0
         self._listener_conn: Any = None
 
     def subscribe(self, callback: OnChange) -> None:
@@ -84,7 +86,7 @@ class ChangeWatcher:
 
     def fresh(self) -> bool:
         """True while a cache may answer (see the module contract). Cheap: one clock read."""
-        return time.monotonic() < self._fresh_until
+        return time.monotonic() < self.fresh_until
 
     def ready(self) -> bool:
         """Before a cache stores an entry: start watching if not yet, then say if it may store.
@@ -107,7 +109,7 @@ class ChangeWatcher:
                 self._last_seen = change_feed.newest_seq(self._engine)
             except FlowcredError:
                 return  # Not started: the next cache fill tries again; nothing is cached.
-            self._fresh_until = began + self.bound
+            self.fresh_until = began + self.bound
             self._started = True
             self._spawn(self._run_poller, "flowcred-change-poll")
             if self._postgres:
@@ -144,7 +146,7 @@ class ChangeWatcher:
                 for callback in self._subscribers:
                     callback(change)
         self._last_seen = batch.newest
-        self._fresh_until = began + self.bound
+        self.fresh_until = began + self.bound
         return True
 
     def _reset(self) -> None:
@@ -180,7 +182,7 @@ class ChangeWatcher:
         """Stop the threads (each exits within one poll interval)."""
         self._stop.set()
         self._wake.set()
-        self._fresh_until = 0.0
+        self.fresh_until = 0.0
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads.clear()

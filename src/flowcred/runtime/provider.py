@@ -2,7 +2,8 @@
 
 This is the code every flow run goes through, so it is built for speed:
 
-* a hit in the in-process cache (default TTL 30 s, 0 disables) is a dict lookup and a clock read;
+* a hit in the in-process cache (default TTL 30 s, 0 disables) is a dict lookup, a clock read
+  and the change watcher's freshness check (one more monotonic-clock read);
 * a miss is one primary-key read on a per-thread raw driver connection
   (:class:`~flowcred.store.engine.HotReader`), one envelope open and one JSON decode;
 * the last-used time is kept in memory and written in the background, so a resolve never
@@ -20,16 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from time import monotonic
 from types import MappingProxyType
 from typing import Any
 
 from flowcred.audit.events import Access, PendingEvent
 from flowcred.audit.trail import AuditTrail
 from flowcred.catalog import Catalog, CredentialType, place
-from flowcred.clock import Clock
+from flowcred.clock import Clock, SystemClock
 from flowcred.crypto import KekRing, open_sealed, secret_aad
 from flowcred.errors import (
     CredentialExpired,
@@ -132,14 +135,24 @@ class Resolver:
         self.last_used = LastUsedTracker(store, last_used_interval)
         # Bumped by every invalidation: a fill that read the database before one is not stored.
         self._generation = 0
-        self._changes = changes
-        self._fresh: Callable[[], bool] = changes.fresh if changes is not None else _always
+        # The freshness gate on every hit (runtime/invalidation.py). With the real clock the hit
+        # path compares the monotonic time it already read against ``fresh_until``: no extra
+        # call on the hot path. An injected clock (tests) reads the real one for the gate.
+        self._watch: ChangeWatcher | _NeverStale = changes if changes is not None else _NEVER_STALE
         self._ready: Callable[[], bool] = changes.ready if changes is not None else _always
+        self._real_clock = type(clock) is SystemClock
         if changes is not None:
             changes.subscribe(self._on_change)
             changes.on_reset(self.clear)
 
     # -- cache control ---------------------------------------------------------------------
+
+    def _fresh(self) -> bool:
+        return monotonic() < self._watch.fresh_until
+
+    def _fresh_at(self, mono: float) -> bool:
+        """The gate for a hit at ``mono`` (the resolver clock's reading)."""
+        return (mono if self._real_clock else monotonic()) < self._watch.fresh_until
 
     def _on_change(self, change: Change) -> None:
         if change.kind == "credential" and change.object_id.isdecimal():
@@ -177,7 +190,7 @@ class Resolver:
         key = (tenant, environment, ref)
         now = self._clock.monotonic()
         hit = self._handles.get(key)
-        if hit is not None and hit[0] > now and self._fresh():
+        if hit is not None and hit[0] > now and self._fresh_at(now):
             return hit[1]
         generation = self._generation
         may_cache = self._ttl > 0 and self._ready()
@@ -193,7 +206,11 @@ class Resolver:
         cid = self.credential_id(ref, tenant, environment)
         mono = self._clock.monotonic()
         entry = self._cache.get(cid)
-        if entry is not None and entry[0] > mono and self._fresh():
+        if (
+            entry is not None
+            and entry[0] > mono
+            and (mono if self._real_clock else monotonic()) < self._watch.fresh_until
+        ):
             if entry[1] != tenant:
                 raise _foreign(ref, tenant)
             material = entry[2]
@@ -295,6 +312,15 @@ class Resolver:
 
 def _always() -> bool:
     return True
+
+
+class _NeverStale:
+    """The gate without a change watcher: always fresh (a resolver with no other process)."""
+
+    fresh_until = math.inf
+
+
+_NEVER_STALE = _NeverStale()
 
 
 def _kek_version(wrapped: bytes) -> int:
