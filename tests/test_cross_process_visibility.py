@@ -200,7 +200,7 @@ def _resolve(port: int, raw_key: str, cid: int) -> tuple[int, dict[str, Any]]:
 
 
 @pytest.mark.slow
-def test_serve_sees_cli_rotate_and_delete_within_the_bound(
+def test_serve_sees_cli_rotate_delete_and_key_revoke_within_the_bound(
     database_url: str, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
@@ -209,7 +209,7 @@ def test_serve_sees_cli_rotate_and_delete_within_the_bound(
         cred = broker.credentials.create(
             name="Bot", type="slack", tenant="acme", secret={"token": OLD}
         )
-        _key, raw = broker.api_keys.create(role="worker", tenant="acme")
+        key, raw = broker.api_keys.create(role="worker", tenant="acme")
     port = free_port()
     proc = subprocess.Popen(
         [str(FLOWCRED_BIN), "serve", "--port", str(port)],
@@ -232,6 +232,9 @@ def test_serve_sees_cli_rotate_and_delete_within_the_bound(
 
         _cli(env, "credentials", "delete", str(cred.id), "--tenant", "acme", "--yes")
         assert wait_for(lambda: _resolve(port, raw, cred.id)[0] == 404)
+
+        _cli(env, "apikeys", "revoke", key.id)
+        assert wait_for(lambda: _resolve(port, raw, cred.id)[0] == 401)
     finally:
         proc.terminate()
         try:
