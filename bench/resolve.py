@@ -7,6 +7,8 @@ baseline measured seconds earlier in this same process:
   open of the payload + json.loads: the least work any encrypted store must do per read;
 * Fernet per call — a hand-rolled store: SELECT a Fernet token, build Fernet(key), decrypt, load;
 * flowcred uncached resolve (cache TTL 0, SQLite) and cached resolve (warm in-process cache);
+* the cost of cross-process invalidation (the change-feed freshness check) on the cached and the
+  uncached resolve: each measured with invalidation on and off, alternately, in the same run;
 * ``keys rotate`` throughput over 10,000 credentials;
 * the log-redaction filter's cost per record and per registration with 10 vs 10,000 secrets,
   and a flood of transient registrations against the byte budget (pinned secrets stay masked).
@@ -33,6 +35,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 import flowcred
 from flowcred.broker import open_broker
 from flowcred.crypto import seal, secret_aad
+from flowcred.runtime.provider import Resolver
 from flowcred.settings import load_settings
 from flowcred.store.engine import write_transaction
 from flowcred.store.tables import credentials, secret_versions
@@ -146,6 +149,51 @@ def resolve_figures(tmp: Path) -> tuple[float, float]:
     return uncached, cached
 
 
+def invalidation_figures(tmp: Path) -> dict[str, float]:
+    """Cached and uncached resolve with the change-feed check on (the default) and off.
+
+    "Off" swaps the freshness gate for an always-fresh one and readiness for constant True: the
+    resolver without cross-process invalidation. On and off alternate, in both orders, over
+    several rounds and the best of each is kept, so machine noise hits both alike.
+    """
+    from flowcred.runtime import provider as provider_module
+
+    figures: dict[str, float] = {}
+    for label, n in (("uncached", 10_000), ("cached", 50_000)):
+        settings = load_settings(home=tmp / f"invalidate-{label}", cache_ttl_seconds=3600)
+        broker = open_broker(settings=settings)
+        ids = bulk_create(broker, N_CREDS)
+        resolver = broker._resolver
+        checks = (resolver._watch, resolver._ready)
+        for cid in ids:
+            resolver.resolve(cid, "bench", "default")
+        if label == "cached":
+
+            def call(i: int, resolver: Resolver = resolver, ids: list[int] = ids) -> object:
+                return resolver.resolve(ids[i % N_CREDS], "bench", "default")
+        else:
+            # A miss with the cache on (TTL > 0): the fill path, readiness check included.
+            def call(i: int, resolver: Resolver = resolver, ids: list[int] = ids) -> object:
+                cid = ids[i % N_CREDS]
+                resolver._cache.pop(cid, None)
+                return resolver.resolve(cid, "bench", "default")
+
+        best = {"on": float("inf"), "off": float("inf")}
+        for round_no in range(6):
+            # The order alternates too: whichever runs second in a round tends to look faster.
+            for mode in ("off", "on") if round_no % 2 == 0 else ("on", "off"):
+                if mode == "off":
+                    resolver._watch = provider_module._NEVER_STALE
+                    resolver._ready = provider_module._always
+                else:
+                    resolver._watch, resolver._ready = checks
+                per_call = best_per_call(call, n, rounds=2)
+                best[mode] = min(best[mode], per_call)
+        figures[f"{label}_on"], figures[f"{label}_off"] = best["on"], best["off"]
+        broker.close()
+    return figures
+
+
 def rotate_figure(tmp: Path) -> float:
     settings = load_settings(home=tmp / "rotate", rewrap_batch_size=500)
     broker = open_broker(settings=settings)
@@ -171,6 +219,7 @@ def main() -> int:
         floor, fernet = raw_floor(tmp)
         uncached, cached = resolve_figures(tmp)
         rotate_rate = rotate_figure(tmp)
+        invalidation = invalidation_figures(tmp)
 
     us = 1e6
     print("resolve material path (SQLite, one process, best of 5 rounds; audit in bench/audit.py)")
@@ -190,6 +239,18 @@ def main() -> int:
         f"{'OK' if cached < floor else 'MISSED'}"
     )
     print(f"  uncached vs Fernet baseline                    {uncached / fernet:8.2f}x")
+    print()
+    print("cross-process invalidation (change-feed check; on vs off in the same run)")
+    for label in ("uncached", "cached"):
+        on, off = invalidation[f"{label}_on"], invalidation[f"{label}_off"]
+        print(
+            f"  {label + ' resolve, invalidation off':<40}       {off * us:8.2f} µs/op"
+            f"   ({off / floor:.2f}x floor)"
+        )
+        print(
+            f"  {label + ' resolve, invalidation on':<40}       {on * us:8.2f} µs/op"
+            f"   ({on / floor:.2f}x floor; {on / off:.2f}x off)"
+        )
     print()
     print(
         f"keys rotate over {N_ROTATE:,} credentials          {rotate_rate:10,.0f} credentials/s"

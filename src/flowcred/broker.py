@@ -32,6 +32,7 @@ from flowcred.errors import ConfigurationError, FlowcredError, UnknownCredential
 from flowcred.records import Credential
 from flowcred.redaction import SecretRegistry, default_registry, install_log_redaction
 from flowcred.references import DEFAULT_ENVIRONMENT, DEFAULT_TENANT, MAX_ID, slugify
+from flowcred.runtime.invalidation import ChangeWatcher
 from flowcred.runtime.provider import CredentialProvider, Resolver
 from flowcred.settings import FlowcredSettings, load_settings
 from flowcred.store import kek_versions, migrate
@@ -111,6 +112,8 @@ class Broker:
             ring_for=self._rings.covering,
         )
         self._reader = HotReader(engine)
+        # Other processes' changes reach this one's caches through the change feed.
+        self._changes = ChangeWatcher(engine, bound=settings.change_visibility_seconds)
         self._resolver = Resolver(
             reader=self._reader,
             store=self._store,
@@ -120,6 +123,7 @@ class Broker:
             registry=registry,
             cache_ttl=settings.cache_ttl_seconds,
             last_used_interval=settings.last_used_flush_seconds,
+            changes=self._changes,
         )
         checkpoint_path = settings.resolved_checkpoint_path
         self._recorder = AuditRecorder(
@@ -136,7 +140,9 @@ class Broker:
         self.audit = AuditLog(
             engine, ring_for=self._rings.covering, checkpoint_path=checkpoint_path
         )
-        self.api_keys = ApiKeyStore(engine, clock, bootstrap=bootstrap_from_env())
+        self.api_keys = ApiKeyStore(
+            engine, clock, bootstrap=bootstrap_from_env(), changes=self._changes
+        )
         self.bindings = BindingStore(engine, clock)
         self.access = Access(actor or Actor.os_user(), "local")
         self._default_view = BrokerView(self, self.access)
@@ -299,6 +305,7 @@ class Broker:
         if self._closed:
             return
         self._closed = True
+        self._changes.close()
         self._resolver.last_used.close()
         self._recorder.close()
         self._reader.close()

@@ -39,6 +39,9 @@ class FlowcredSettings(BaseSettings):
     key_file: Path | None = None
 
     cache_ttl_seconds: float = Field(default=30.0, ge=0)
+    # Changes made by other processes reach this one's caches within this many seconds
+    # (runtime/invalidation.py); while the change feed cannot be read, the caches stop answering.
+    change_visibility_seconds: float = Field(default=1.0, ge=0.05, le=60)
     version_retention: int = Field(default=10, ge=1)
     last_used_flush_seconds: float = Field(default=10.0, gt=0)
     rewrap_batch_size: int = Field(default=500, ge=1, le=100_000)

@@ -2,7 +2,8 @@
 
 This is the code every flow run goes through, so it is built for speed:
 
-* a hit in the in-process cache (default TTL 30 s, 0 disables) is a dict lookup and a clock read;
+* a hit in the in-process cache (default TTL 30 s, 0 disables) is a dict lookup, a clock read
+  and the change watcher's freshness check (one more monotonic-clock read);
 * a miss is one primary-key read on a per-thread raw driver connection
   (:class:`~flowcred.store.engine.HotReader`), one envelope open and one JSON decode;
 * the last-used time is kept in memory and written in the background, so a resolve never
@@ -12,23 +13,28 @@ Every secret decrypted here is pinned in the log redaction registry before it is
 the secrets of stored credentials are the registry's pinned class, which no flood of other
 registrations can evict, and resolving is how a process that did not create a credential comes
 to know its secret. Changes made through :class:`~flowcred.credentials.Credentials` invalidate
-the cache at once in this process; other processes see a change within the TTL.
+the cache at once in this process; changes made by other processes reach it through the change
+feed within the visibility bound (:mod:`flowcred.runtime.invalidation`): the cache answers only
+while its :class:`~flowcred.runtime.invalidation.ChangeWatcher` is fresh, and a fill started
+before an invalidation is not stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from time import monotonic
 from types import MappingProxyType
 from typing import Any
 
 from flowcred.audit.events import Access, PendingEvent
 from flowcred.audit.trail import AuditTrail
 from flowcred.catalog import Catalog, CredentialType, place
-from flowcred.clock import Clock
+from flowcred.clock import Clock, SystemClock
 from flowcred.crypto import KekRing, open_sealed, secret_aad
 from flowcred.errors import (
     CredentialExpired,
@@ -38,7 +44,9 @@ from flowcred.errors import (
     InvalidCredential,
 )
 from flowcred.redaction import Secret, SecretRegistry
+from flowcred.runtime.invalidation import ChangeWatcher
 from flowcred.runtime.material import CredentialMaterial
+from flowcred.store.change_feed import Change
 from flowcred.store.credentials import HANDLE_SQL, RESOLVE_SQL, CredentialStore, as_utc
 from flowcred.store.engine import HotReader
 
@@ -111,6 +119,7 @@ class Resolver:
         registry: SecretRegistry,
         cache_ttl: float,
         last_used_interval: float,
+        changes: ChangeWatcher | None = None,
     ) -> None:
         self._reader = reader
         self._ring = ring
@@ -126,10 +135,33 @@ class Resolver:
         self._handles: dict[tuple[str, str, str], tuple[float, int]] = {}
         self._types: dict[str, CredentialType] = {}
         self.last_used = LastUsedTracker(store, last_used_interval)
+        # Bumped by every invalidation: a fill that read the database before one is not stored.
+        self._generation = 0
+        # The freshness gate on every hit (runtime/invalidation.py). With the real clock the hit
+        # path compares the monotonic time it already read against ``fresh_until``: no extra
+        # call on the hot path. An injected clock (tests) reads the real one for the gate.
+        self._watch: ChangeWatcher | _NeverStale = changes if changes is not None else _NEVER_STALE
+        self._ready: Callable[[], bool] = changes.ready if changes is not None else _always
+        self._real_clock = type(clock) is SystemClock
+        if changes is not None:
+            changes.subscribe(self._on_change)
+            changes.on_reset(self.clear)
 
     # -- cache control ---------------------------------------------------------------------
 
+    def _fresh(self) -> bool:
+        return monotonic() < self._watch.fresh_until
+
+    def _fresh_at(self, mono: float) -> bool:
+        """The gate for a hit at ``mono`` (the resolver clock's reading)."""
+        return (mono if self._real_clock else monotonic()) < self._watch.fresh_until
+
+    def _on_change(self, change: Change) -> None:
+        if change.kind == "credential" and change.object_id.isdecimal():
+            self.invalidate(int(change.object_id))
+
     def invalidate(self, credential_id: int) -> None:
+        self._generation += 1
         self._cache.pop(credential_id, None)
         # Handles are few and cheap to re-read; dropping them all keeps a renamed or deleted
         # handle from pointing at a stale id.
@@ -138,11 +170,12 @@ class Resolver:
     def cached_tenant(self, credential_id: int) -> str | None:
         """The tenant of a credential held in the cache (and still fresh), else ``None``."""
         entry = self._cache.get(credential_id)
-        if entry is not None and entry[0] > self._clock.monotonic():
+        if entry is not None and entry[0] > self._clock.monotonic() and self._fresh():
             return entry[1]
         return None
 
     def clear(self) -> None:
+        self._generation += 1
         self._cache.clear()
         self._handles.clear()
 
@@ -159,13 +192,15 @@ class Resolver:
         key = (tenant, environment, ref)
         now = self._clock.monotonic()
         hit = self._handles.get(key)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > now and self._fresh_at(now):
             return hit[1]
+        generation = self._generation
+        may_cache = self._ttl > 0 and self._ready()
         row = self._reader.fetchone(self._handle_sql, (tenant, environment, ref))
         if row is None:
             raise CredentialNotFound(ref, tenant)
         cid = int(row[0])
-        if self._ttl > 0:
+        if may_cache and generation == self._generation:
             self._handles[key] = (now + self._ttl, cid)
         return cid
 
@@ -173,13 +208,19 @@ class Resolver:
         cid = self.credential_id(ref, tenant, environment)
         mono = self._clock.monotonic()
         entry = self._cache.get(cid)
-        if entry is not None and entry[0] > mono:
+        if (
+            entry is not None
+            and entry[0] > mono
+            and (mono if self._real_clock else monotonic()) < self._watch.fresh_until
+        ):
             if entry[1] != tenant:
                 raise _foreign(ref, tenant)
             material = entry[2]
         else:
+            generation = self._generation
+            may_cache = self._ttl > 0 and self._ready()
             material = self._load(cid, ref, tenant)
-            if self._ttl > 0:
+            if may_cache and generation == self._generation:
                 self._cache[cid] = (mono + self._ttl, tenant, material)
         return self._checked(cid, material)
 
@@ -189,6 +230,8 @@ class Resolver:
         For an event loop: a hit (the usual case for a hot credential) is answered without
         blocking, with the same errors as :meth:`resolve`; a miss is for a worker thread.
         """
+        if not self._fresh():
+            return None
         now = self._clock.monotonic()
         if isinstance(ref, str) and not ref.isdigit():
             hit = self._handles.get((tenant, environment, ref))
@@ -276,6 +319,19 @@ def secret_text(value: Any) -> str:
     ``Credentials`` pins when it stores a secret, so both register the same text.
     """
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def _always() -> bool:
+    return True
+
+
+class _NeverStale:
+    """The gate without a change watcher: always fresh (a resolver with no other process)."""
+
+    fresh_until = math.inf
+
+
+_NEVER_STALE = _NeverStale()
 
 
 def _kek_version(wrapped: bytes) -> int:

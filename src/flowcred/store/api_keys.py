@@ -17,8 +17,10 @@ Contract of :meth:`ApiKeyStore.authenticate`:
   :class:`~flowcred.errors.AccessDenied` with the one message ``"invalid API key"``;
 * the work done does not depend on whether the id exists: the hash is always computed and one
   constant-time comparison is always made, against the stored hash or a dummy one;
-* successful lookups are cached in this process for :data:`CACHE_TTL_SECONDS` (a revoke in this
-  process drops them at once; another process sees a revocation within that TTL);
+* successful lookups are cached in this process for :data:`CACHE_TTL_SECONDS`; a revoke or
+  rotation in this process drops them at once, and one in another process reaches this one through
+  the change feed within the visibility bound (given ``changes``: the cache answers only while it
+  is fresh, see :mod:`flowcred.runtime.invalidation`);
 * ``last_used_at`` is written at most once per :data:`LAST_USED_INTERVAL_SECONDS` per key.
 
 Keys can also be provisioned declaratively (``FLOWCRED_API_KEYS`` / ``FLOWCRED_API_KEYS_FILE``,
@@ -28,295 +30,66 @@ with ``source="bootstrap"``, and are removed by editing the configuration, not b
 
 from __future__ import annotations
 
-import base64
 import builtins
 import contextlib
-import enum
 import hashlib
 import hmac
-import json
-import os
-import re
 import secrets
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final
 
-import yaml
 from sqlalchemy import Engine, RowMapping, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from flowcred.clock import Clock
 from flowcred.errors import (
     AccessDenied,
-    ConfigurationError,
     FieldProblem,
     InvalidCredential,
     StoreError,
 )
+from flowcred.store.admin_key import ADMIN_KEY_FILE, INITIAL_ADMIN_NAME, ensure_admin_key
+from flowcred.store.api_key_format import (
+    DEFAULT_EXPIRY,
+    DEFAULT_LIFETIME,
+    ENV_FILE,
+    ENV_SPEC,
+    EXPIRING_SOON,
+    INVALID_KEY_MESSAGE,
+    KEY_PREFIX,
+    MAX_NAME_LENGTH,
+    MAX_RAW_KEY_LENGTH,
+    PLATFORM_TENANT,
+    ROLES,
+    ApiKey,
+    Expiry,
+    KeySource,
+    KeyState,
+    Role,
+    bootstrap_from_env,
+    generate_raw_key,
+    hash_key,
+    key_id_of,
+    load_bootstrap_keys,
+    validate_key_fields,
+)
+from flowcred.store.change_feed import Change, ChangeSource, record_change
 from flowcred.store.credentials import as_utc
 from flowcred.store.engine import is_sqlite, read_connection, translate_db_error, write_transaction
 from flowcred.store.tables import api_keys
 
-Role = Literal["admin", "developer", "viewer", "worker"]
-ROLES: Final[tuple[Role, ...]] = get_args(Role)
-
-KeyState = Literal["active", "expiring_soon", "expired", "revoked"]
-KeySource = Literal["database", "bootstrap"]
-
-PLATFORM_TENANT: Final = "*"
-KEY_PREFIX: Final = "fck_"
-DEFAULT_LIFETIME: Final = timedelta(days=365)
-EXPIRING_SOON: Final = timedelta(days=7)
 DEFAULT_GRACE_SECONDS: Final = 7 * 86400
 CACHE_TTL_SECONDS: Final = 5.0
 CACHE_MAX_ENTRIES: Final = 4096
 LAST_USED_INTERVAL_SECONDS: Final = 60.0
-ADMIN_KEY_FILE: Final = "admin.key"
-INITIAL_ADMIN_NAME: Final = "initial admin"
-INVALID_KEY_MESSAGE: Final = "invalid API key"
-MAX_NAME_LENGTH: Final = 256
-
-ENV_SPEC: Final = "FLOWCRED_API_KEYS"
-ENV_FILE: Final = "FLOWCRED_API_KEYS_FILE"
-
-_ID_LENGTH = 12
-_TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", re.ASCII)
-# Ids: ours are 12 base32 characters; bootstrap entries may choose 4-32 of [a-z0-9]. No "_", so
-# the first "_" after the prefix ends the id even though the secret may contain "_" itself.
-_KEY_ID_RE = re.compile(r"[a-z0-9]{4,32}", re.ASCII)
-_RAW_KEY_RE = re.compile(r"fck_([a-z0-9]{4,32})_([A-Za-z0-9_-]{43})", re.ASCII)
-_MAX_RAW_LENGTH = 4 + 32 + 1 + 43
-_HEX64_RE = re.compile(r"[0-9a-f]{64}", re.ASCII)
 
 # Compared against when the id is unknown (or the string is malformed), so a failed lookup costs
 # the same hash + constant-time comparison as a wrong secret for a real id, and response timing
 # does not tell an attacker which ids exist. Random per process: it matches no key.
 _DUMMY_HASH: Final = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
-
-
-class _Default(enum.Enum):
-    DEFAULT = "default"
-
-
-DEFAULT_EXPIRY: Final = _Default.DEFAULT
-"""Pass as ``expires_at`` for the default lifetime (:data:`DEFAULT_LIFETIME` from now)."""
-
-Expiry = datetime | None | Literal[_Default.DEFAULT]
-"""``DEFAULT_EXPIRY`` (365 days), an aware datetime in the future, or ``None`` for never."""
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKey:
-    """An API key's metadata. It never holds the key or its hash.
-
-    ``tenant`` is ``"*"`` for a platform key (reaches every tenant). ``source`` is ``"database"``
-    for keys made by :meth:`ApiKeyStore.create`, ``"bootstrap"`` for keys from configuration.
-    """
-
-    id: str
-    name: str
-    role: Role
-    tenant: str
-    created_at: datetime
-    expires_at: datetime | None
-    revoked_at: datetime | None
-    last_used_at: datetime | None
-    source: KeySource
-
-    def state(self, now: datetime) -> KeyState:
-        """``revoked``, ``expired`` (at or past ``expires_at``), ``expiring_soon`` (within 7 days)
-        or ``active``. FlowGenX calls ``revoked`` *Inactive*."""
-        if self.revoked_at is not None:
-            return "revoked"
-        if self.expires_at is not None:
-            if self.expires_at <= now:
-                return "expired"
-            if self.expires_at - now <= EXPIRING_SOON:
-                return "expiring_soon"
-        return "active"
-
-    def usable(self, now: datetime) -> bool:
-        """True when the key may authenticate at ``now`` (active or expiring soon)."""
-        return self.state(now) in ("active", "expiring_soon")
-
-    def to_dict(self, now: datetime) -> dict[str, Any]:
-        """Stable camelCase JSON for the API and ``--json`` output (datetimes as ISO 8601)."""
-
-        def iso(value: datetime | None) -> str | None:
-            return value.isoformat() if value is not None else None
-
-        return {
-            "id": self.id,
-            "name": self.name,
-            "role": self.role,
-            "tenant": self.tenant,
-            "createdAt": iso(self.created_at),
-            "expiresAt": iso(self.expires_at),
-            "revokedAt": iso(self.revoked_at),
-            "lastUsedAt": iso(self.last_used_at),
-            "state": self.state(now),
-            "source": self.source,
-        }
-
-
-def hash_key(raw_key: str) -> str:
-    """Hex SHA-256 of a raw key, as stored in ``api_keys.key_hash`` and bootstrap entries."""
-    return hashlib.sha256(raw_key.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def generate_raw_key() -> tuple[str, str]:
-    """A fresh ``(key_id, raw_key)``; nothing is stored."""
-    key_id = base64.b32encode(secrets.token_bytes(8)).decode("ascii").lower()[:_ID_LENGTH]
-    return key_id, f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-
-
-def key_id_of(raw_key: str) -> str | None:
-    """The public id of a well-formed raw key, else ``None`` (never raises)."""
-    if len(raw_key) > _MAX_RAW_LENGTH:
-        return None
-    match = _RAW_KEY_RE.fullmatch(raw_key)
-    return match.group(1) if match else None
-
-
-def _tenant_ok(tenant: object) -> bool:
-    return isinstance(tenant, str) and (
-        tenant == PLATFORM_TENANT or _TENANT_RE.fullmatch(tenant) is not None
-    )
-
-
-def validate_key_fields(*, role: object, tenant: object, name: object) -> None:
-    """Raise InvalidCredential listing every bad field among role, tenant and name."""
-    problems = []
-    if role not in ROLES:
-        problems.append(FieldProblem("role", f"must be one of {', '.join(ROLES)}"))
-    if not _tenant_ok(tenant):
-        problems.append(
-            FieldProblem("tenant", "must be '*' (platform) or 1-128 of A-Z a-z 0-9 . _ -")
-        )
-    if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH:
-        problems.append(FieldProblem("name", f"must be text of at most {MAX_NAME_LENGTH} chars"))
-    if problems:
-        raise InvalidCredential(problems)
-
-
-# -- bootstrap keys from configuration ---------------------------------------------------------
-
-_BOOTSTRAP_FIELDS = frozenset({"id", "sha256", "role", "tenant", "name"})
-
-
-def _bootstrap_entries(data: object, where: str) -> list[dict[str, Any]]:
-    if data is None:
-        return []
-    if not isinstance(data, list):
-        raise ConfigurationError(f"{where}: expected a list of API key entries")
-    for index, entry in enumerate(data):
-        if not isinstance(entry, dict):
-            raise ConfigurationError(f"{where}: entry {index}: expected an object")
-    return data
-
-
-def _parse_bootstrap_entry(entry: dict[str, Any], label: str, now: datetime) -> tuple[str, ApiKey]:
-    # Messages name the entry and the field, never a value: the sha256 is key material's image.
-    unknown = sorted(str(k) for k in entry if k not in _BOOTSTRAP_FIELDS)
-    if unknown:
-        raise ConfigurationError(f"{label}: unknown field(s) {', '.join(unknown)}")
-    for required in ("id", "sha256", "role"):
-        if required not in entry:
-            raise ConfigurationError(f"{label}: field '{required}' is required")
-    key_id, digest = entry["id"], entry["sha256"]
-    role = entry["role"]
-    tenant = entry.get("tenant", PLATFORM_TENANT)
-    name = entry.get("name", "")
-    if not isinstance(key_id, str) or _KEY_ID_RE.fullmatch(key_id) is None:
-        raise ConfigurationError(f"{label}: field 'id' must be 4-32 of a-z 0-9")
-    if not isinstance(digest, str) or _HEX64_RE.fullmatch(digest.lower()) is None:
-        raise ConfigurationError(
-            f"{label}: field 'sha256' must be 64 hexadecimal characters (sha256 of the raw key)"
-        )
-    if role not in ROLES:
-        raise ConfigurationError(f"{label}: field 'role' must be one of {', '.join(ROLES)}")
-    if not _tenant_ok(tenant):
-        raise ConfigurationError(
-            f"{label}: field 'tenant' must be '*' (platform) or 1-128 of A-Z a-z 0-9 . _ -"
-        )
-    if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH:
-        raise ConfigurationError(
-            f"{label}: field 'name' must be text of at most {MAX_NAME_LENGTH} chars"
-        )
-    key = ApiKey(
-        id=key_id,
-        name=name,
-        role=role,
-        tenant=tenant,
-        created_at=now,
-        expires_at=None,
-        revoked_at=None,
-        last_used_at=None,
-        source="bootstrap",
-    )
-    return digest.lower(), key
-
-
-def load_bootstrap_keys(
-    spec: str | None, file: Path | None, *, now: datetime | None = None
-) -> builtins.list[tuple[str, ApiKey]]:
-    """Parse declaratively provisioned keys: ``(sha256 hex, ApiKey)`` pairs.
-
-    ``spec`` is the JSON text of ``FLOWCRED_API_KEYS``; ``file`` holds JSON or YAML. Both hold a
-    list of ``{"id", "sha256", "role", "tenant"?, "name"?}`` (tenant defaults to ``*``). Each raw
-    key must have the form ``fck_<id>_<43 URL-safe characters>`` with the entry's id (make one
-    with ``flowcred apikeys generate``). Validation is strict: an unknown field, a bad value, a
-    duplicate id or hash raises :class:`ConfigurationError` naming the source, the entry index
-    and the field — never a value. ``created_at`` of these keys is ``now`` (load time).
-    """
-    when = now or datetime.now(UTC)
-    sources: builtins.list[tuple[str, object]] = []
-    if spec is not None and spec.strip():
-        try:
-            sources.append((ENV_SPEC, json.loads(spec)))
-        except json.JSONDecodeError as exc:
-            raise ConfigurationError(
-                f"{ENV_SPEC} is not valid JSON (line {exc.lineno}, column {exc.colno})"
-            ) from None
-    if file is not None:
-        label = f"{ENV_FILE} ({file})"
-        try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigurationError(f"{label}: cannot read ({type(exc).__name__})") from None
-        try:
-            # YAML is a superset of JSON, so one parser reads both.
-            sources.append((label, yaml.safe_load(text)))
-        except yaml.YAMLError as exc:
-            # Only the position: a YAML error's snippet would quote the file's content.
-            mark = getattr(exc, "problem_mark", None)
-            at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-            raise ConfigurationError(f"{label}: not valid JSON or YAML{at}") from None
-    result: builtins.list[tuple[str, ApiKey]] = []
-    seen_ids: set[str] = set()
-    seen_hashes: set[str] = set()
-    for where, data in sources:
-        for index, entry in enumerate(_bootstrap_entries(data, where)):
-            label = f"{where}: entry {index}"
-            digest, key = _parse_bootstrap_entry(entry, label, when)
-            if key.id in seen_ids:
-                raise ConfigurationError(f"{label}: field 'id' repeats an earlier entry's id")
-            if digest in seen_hashes:
-                raise ConfigurationError(f"{label}: field 'sha256' repeats an earlier entry's")
-            seen_ids.add(key.id)
-            seen_hashes.add(digest)
-            result.append((digest, key))
-    return result
-
-
-def bootstrap_from_env(*, now: datetime | None = None) -> builtins.list[tuple[str, ApiKey]]:
-    """:func:`load_bootstrap_keys` from ``FLOWCRED_API_KEYS`` and ``FLOWCRED_API_KEYS_FILE``."""
-    file = os.environ.get(ENV_FILE, "").strip()
-    return load_bootstrap_keys(os.environ.get(ENV_SPEC), Path(file) if file else None, now=now)
 
 
 # -- the store -----------------------------------------------------------------------------------
@@ -337,9 +110,12 @@ class ApiKeyStore:
         bootstrap: Sequence[tuple[str, ApiKey]] = (),
         cache_ttl: float = CACHE_TTL_SECONDS,
         last_used_interval: float = LAST_USED_INTERVAL_SECONDS,
+        changes: ChangeSource | None = None,
     ) -> None:
         self._engine = engine
         self._clock = clock
+        self.engine = engine
+        self.clock = clock
         self._cache_ttl = cache_ttl
         self._last_used_interval = last_used_interval
         self._bootstrap: dict[str, tuple[str, ApiKey]] = {}
@@ -354,6 +130,12 @@ class ApiKeyStore:
         # key id -> monotonic time of the last last_used_at write (or bootstrap use).
         self._last_write: dict[str, float] = {}
         self._bootstrap_used: dict[str, datetime] = {}
+        # Bumped by every invalidation: a lookup that read the row before one is not cached.
+        self._generation = 0
+        self._changes = changes
+        if changes is not None:
+            changes.subscribe(self._on_change)
+            changes.on_reset(self._forget_all)
 
     @property
     def has_bootstrap_keys(self) -> bool:
@@ -446,7 +228,7 @@ class ApiKeyStore:
             raise InvalidCredential([FieldProblem("expires_at", "must be in the future")])
         return expires_at.astimezone(UTC)
 
-    def _insert(
+    def insert_key(
         self,
         conn: Any,
         *,
@@ -500,7 +282,7 @@ class ApiKeyStore:
         expiry = self._resolve_expiry(expires_at, now)
         try:
             with write_transaction(self._engine) as conn:
-                return self._insert(
+                return self.insert_key(
                     conn, role=role, tenant=tenant, name=name, expires_at=expiry, now=now
                 )
         except DBAPIError as exc:
@@ -545,6 +327,7 @@ class ApiKeyStore:
                         update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=now)
                     )
                     key = replace(key, revoked_at=now)
+                    record_change(conn, "api_key", key_id, now)
         except DBAPIError as exc:
             raise translate_db_error(exc, "revoking an API key") from None
         self._forget(key_id)
@@ -581,7 +364,7 @@ class ApiKeyStore:
                     conn.execute(
                         update(api_keys).where(api_keys.c.id == key_id).values(expires_at=old_until)
                     )
-                created = self._insert(
+                created = self.insert_key(
                     conn,
                     role=old.role,
                     tenant=old.tenant,
@@ -589,55 +372,26 @@ class ApiKeyStore:
                     expires_at=expiry,
                     now=now,
                 )
+                record_change(conn, "api_key", key_id, now)
         except DBAPIError as exc:
             raise translate_db_error(exc, "rotating an API key") from None
         self._forget(key_id)
         return created
 
-    def _create_initial_admin(self, path: Path) -> str | None:
-        """See :func:`ensure_admin_key`: insert + file write in one locked transaction."""
-        written = False
-        try:
-            with write_transaction(self._engine) as conn:
-                if not is_sqlite(self._engine):
-                    # SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL needs a
-                    # lock that makes "count, then insert" atomic across processes.
-                    conn.exec_driver_sql("LOCK TABLE api_keys IN SHARE ROW EXCLUSIVE MODE")
-                if conn.execute(select(func.count()).select_from(api_keys)).scalar_one() > 0:
-                    return None
-                now = self._clock.now()
-                _, raw = self._insert(
-                    conn,
-                    role="admin",
-                    tenant=PLATFORM_TENANT,
-                    name=INITIAL_ADMIN_NAME,
-                    expires_at=now + DEFAULT_LIFETIME,
-                    now=now,
-                )
-                try:
-                    _write_new_file(path, raw + "\n")
-                except FileExistsError:
-                    raise ConfigurationError(
-                        f"{path} exists but the database has no API key: move the stale file "
-                        "away and run again"
-                    ) from None
-                except OSError as exc:
-                    raise ConfigurationError(
-                        f"cannot write {path} ({type(exc).__name__})"
-                    ) from None
-                written = True
-        except DBAPIError as exc:
-            if written:
-                # The commit failed after the file was written: the key in it was never stored.
-                with contextlib.suppress(OSError):
-                    path.unlink()
-            raise translate_db_error(exc, "creating the first admin API key") from None
-        return raw
-
     # -- authentication --------------------------------------------------------------------------
+
+    def _on_change(self, change: Change) -> None:
+        if change.kind == "api_key":
+            self._forget(change.object_id)
+
+    def _forget_all(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._cache.clear()
 
     def _forget(self, key_id: str) -> None:
         with self._lock:
+            self._generation += 1
             for digest in [d for d, (k, _) in self._cache.items() if k.id == key_id]:
                 del self._cache[digest]
 
@@ -658,13 +412,21 @@ class ApiKeyStore:
         """
         now = self._clock.now()
         # Always hash (bounded, so a megabyte header costs no more than a key).
-        digest = hash_key(raw_key[: _MAX_RAW_LENGTH + 1]) if isinstance(raw_key, str) else ""
+        digest = hash_key(raw_key[: MAX_RAW_KEY_LENGTH + 1]) if isinstance(raw_key, str) else ""
         mono = self._clock.monotonic()
         with self._lock:
             cached = self._cache.get(digest) if digest else None
-        if cached is not None and cached[1] > mono and cached[0].usable(now):
+        changes = self._changes
+        if (
+            cached is not None
+            and cached[1] > mono
+            and cached[0].usable(now)
+            and (changes is None or changes.fresh())
+        ):
             key = cached[0]
         else:
+            generation = self._generation
+            may_cache = changes is None or changes.ready()
             key_id = key_id_of(raw_key) if isinstance(raw_key, str) else None
             found = self._lookup(key_id) if key_id is not None else None
             stored_hash, candidate = found if found is not None else (_DUMMY_HASH, None)
@@ -678,9 +440,10 @@ class ApiKeyStore:
                 raise AccessDenied(INVALID_KEY_MESSAGE)
             key = candidate
             with self._lock:
-                if len(self._cache) >= CACHE_MAX_ENTRIES:
-                    self._cache.clear()
-                self._cache[digest] = (key, mono + self._cache_ttl)
+                if may_cache and generation == self._generation:
+                    if len(self._cache) >= CACHE_MAX_ENTRIES:
+                        self._cache.clear()
+                    self._cache[digest] = (key, mono + self._cache_ttl)
         with contextlib.suppress(StoreError):
             # Last-used is bookkeeping: a database hiccup here must not refuse a valid key.
             self.record_use(key.id)
@@ -718,52 +481,34 @@ class ApiKeyStore:
             raise translate_db_error(exc, "recording an API key's use") from None
 
 
-# -- the first admin key -------------------------------------------------------------------------
-
-
-def _write_new_file(path: Path, content: str) -> None:
-    """Create ``path`` with mode 0600 holding ``content``; never replaces an existing file.
-
-    Written to a private temporary name, synced, then hard-linked into place: the link fails if
-    the name exists (the O_EXCL rule) and the final name never shows a partial file.
-    """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise
-        except OSError:
-            # A file system without hard links: create the final name exclusively instead.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="ascii") as handle:
-                handle.write(content)
-                handle.flush()
-                os.fsync(handle.fileno())
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
-def ensure_admin_key(store: ApiKeyStore, home: Path) -> str | None:
-    """Create the first platform admin key when there is no key at all; return it, or ``None``.
-
-    Only when the database holds no API key (revoked ones count) and none is configured: then a
-    key with role ``admin``, tenant ``*``, name ``"initial admin"`` and the default expiry is
-    created, written to ``home / "admin.key"`` (mode 0600) and returned for the caller to print
-    once. The file is written before the key commits, so a crash cannot leave a stored key that
-    nobody has; the check and the insert share one locked transaction, so two processes starting
-    at once make one key. An existing ``admin.key`` is never overwritten: if one is there while
-    the database has no key, :class:`ConfigurationError` asks the operator to move it away.
-    """
-    if store.has_bootstrap_keys:
-        return None
-    if store.count_stored() > 0:  # cheap check first; repeated under the lock
-        return None
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return store._create_initial_admin(home / ADMIN_KEY_FILE)
+__all__ = [
+    "ADMIN_KEY_FILE",
+    "CACHE_MAX_ENTRIES",
+    "CACHE_TTL_SECONDS",
+    "DEFAULT_EXPIRY",
+    "DEFAULT_GRACE_SECONDS",
+    "DEFAULT_LIFETIME",
+    "ENV_FILE",
+    "ENV_SPEC",
+    "EXPIRING_SOON",
+    "INITIAL_ADMIN_NAME",
+    "INVALID_KEY_MESSAGE",
+    "KEY_PREFIX",
+    "LAST_USED_INTERVAL_SECONDS",
+    "MAX_NAME_LENGTH",
+    "PLATFORM_TENANT",
+    "ROLES",
+    "ApiKey",
+    "ApiKeyStore",
+    "Expiry",
+    "KeySource",
+    "KeyState",
+    "Role",
+    "bootstrap_from_env",
+    "ensure_admin_key",
+    "generate_raw_key",
+    "hash_key",
+    "key_id_of",
+    "load_bootstrap_keys",
+    "validate_key_fields",
+]

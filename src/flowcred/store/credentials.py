@@ -37,6 +37,7 @@ from flowcred.errors import (
     VersionConflict,
 )
 from flowcred.records import Credential, CredentialStatus, SecretVersion
+from flowcred.store.change_feed import record_change
 from flowcred.store.engine import read_connection, translate_db_error, write_transaction
 from flowcred.store.tables import credentials, secret_versions
 
@@ -347,6 +348,7 @@ class CredentialStore:
                 record = self._fresh(conn, credential_id)
                 if on_write is not None:
                     on_write(conn, record)
+                record_change(conn, "credential", credential_id, now)
         except IntegrityError:
             # Another rotation from the same version inserted the same version number first.
             raise VersionConflict(credential_id, expected_version, None) from None
@@ -405,6 +407,7 @@ class CredentialStore:
                 record = self._fresh(conn, credential_id)
                 if on_write is not None:
                     on_write(conn, record)
+                record_change(conn, "credential", credential_id, now)
         except DBAPIError as exc:
             raise translate_db_error(exc, "rolling back a credential") from None
         return record
@@ -452,6 +455,7 @@ class CredentialStore:
                 record = self._fresh(conn, credential_id)
                 if on_write is not None:
                     on_write(conn, record)
+                record_change(conn, "credential", credential_id, values["updated_at"])
         except IntegrityError:
             # Only the rotation inserts: another rotation took the same version number first.
             raise VersionConflict(credential_id, expected_version, None) from None
@@ -494,6 +498,7 @@ class CredentialStore:
                 conn.execute(delete(credentials).where(credentials.c.id == credential_id))
                 if on_write is not None:
                     on_write(conn, record)
+                record_change(conn, "credential", credential_id, self._clock.now())
         except DBAPIError as exc:
             raise translate_db_error(exc, "deleting a credential") from None
         return record

@@ -118,3 +118,17 @@ bindings = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("tenant", "flow", name="pk_bindings"),
 )
+
+# The change feed (store/change_feed.py): one row per committed change that other processes must
+# see (a rotation, a delete, a revoked API key), written in the same transaction as the change.
+# ``seq`` only grows and is never reused (SQLite AUTOINCREMENT), so "rows after the last seq I saw"
+# is exactly "what changed since I last looked". Old rows are pruned by count.
+changes = Table(
+    "changes",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("object_id", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
+)
