@@ -83,6 +83,10 @@ class AuditRecorder:
         self._clock = clock
         self._checkpoint = checkpoint
         self._appender = ChainAppender(engine, ring=ring)
+        if checkpoint is not None:
+            # The checkpoint moves only past positions still on the chain, and a newer one it
+            # finds bounds this process's appends (see flowcred.audit.checkpoint).
+            checkpoint.attach(hash_at=self._appender.hash_at, adopt=self._appender.know)
         self._lock = threading.Lock()
         self._pending: list[_Slot] = []
         self._flushing = False
