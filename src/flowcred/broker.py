@@ -132,7 +132,10 @@ class Broker:
             registry=registry,
             clock=clock,
             checkpoint=CheckpointWriter(
-                checkpoint_path, interval=settings.audit_checkpoint_seconds, clock=clock
+                checkpoint_path,
+                interval=settings.audit_checkpoint_seconds,
+                clock=clock,
+                ring_for=self._rings.covering,
             ),
         )
         self._seed_known_position(checkpoint_path)

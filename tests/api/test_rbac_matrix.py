@@ -46,8 +46,9 @@ class Route:
     """One route of DESIGN §4 as implemented.
 
     ``scope``: ``credential`` (a path id: targets acme / globex / missing), ``tenant`` (a tenant
-    named in the body: targets acme / globex), ``event`` (an audit event id: existing / missing)
-    or ``global`` (one target).
+    named in the body: targets acme / globex), ``event`` (an audit event id: existing / missing;
+    the existing one is an acme event, which a tenant admin of globex may not verify at) or
+    ``global`` (one target).
     """
 
     name: str
@@ -161,7 +162,8 @@ def expected_status(route: Route, caller: tuple[str, str] | str, target: str) ->
     if route.scope == "tenant":
         return route.ok if reaches else 403
     if route.scope == "event":
-        return route.ok if target == "existing" else 404
+        # A tenant admin verifies only at its own tenant's events (hardening item 15).
+        return route.ok if target == "existing" and tenant in ("*", "acme") else 404
     return route.ok
 
 
@@ -219,6 +221,7 @@ def _snapshot(env: Any, ids: dict[str, int]) -> dict[str, Any]:
 
 def _run_matrix(env: Any) -> list[Outcome]:
     fixed = {"acme": env.seed("acme").id, "globex": env.seed("globex").id}
+    acme_event = env.broker.audit.list(AuditFilter(tenant="acme"), limit=1)[0].id
     outcomes = []
     for n, row in enumerate(RBAC_TABLE):
         route = row.route
@@ -228,7 +231,9 @@ def _run_matrix(env: Any) -> list[Outcome]:
             ids = {"acme": env.seed("acme").id, "globex": env.seed("globex").id}
         cid = ids.get(row.target, MISSING_ID)
         path = route.path.replace("{id}", str(cid))
-        path = path.replace("{event}", "1" if row.target == "existing" else str(MISSING_EVENT))
+        path = path.replace(
+            "{event}", str(acme_event) if row.target == "existing" else str(MISSING_EVENT)
+        )
         headers: dict[str, str] = {}
         if row.caller == "bad key":
             headers = {"X-API-Key": "fck_aaaaaaaaaaaa_" + "A" * 43}

@@ -56,12 +56,16 @@ class VerifyReport:
 
 
 class AuditChainBroken(FlowcredError):
-    """Raised when verification finds a broken chain: ``event_id`` is the first broken event."""
+    """Raised when verification finds a broken chain: ``event_id`` is the first broken event.
+
+    In a report scoped to one tenant (``AuditLog.verify(tenant=...)``) it is the tenant's first
+    event at or after the break, or ``None`` when the break lies after the tenant's last event.
+    """
 
     def __init__(self, report: VerifyReport) -> None:
-        assert report.first_invalid_id is not None and report.kind is not None
+        assert report.kind is not None
         self.report = report
-        self.event_id: int = report.first_invalid_id
+        self.event_id: int | None = report.first_invalid_id
         self.kind: BreakKind = report.kind
         super().__init__(report.message)
 

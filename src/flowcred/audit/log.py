@@ -17,7 +17,7 @@ from typing import IO, Any
 
 from sqlalchemy import Engine
 
-from flowcred.audit.chain import Row, VerifyReport, verify_rows
+from flowcred.audit.chain import AuditChainBroken, Row, VerifyReport, verify_rows
 from flowcred.audit.checkpoint import read_checkpoint
 from flowcred.audit.events import AuditEvent, format_time
 from flowcred.crypto import KekRing, audit_mac
@@ -182,12 +182,86 @@ class AuditLog:
         *,
         up_to: int | None = None,
         progress: Callable[[int, int], None] | None = None,
+        tenant: str | None = None,
     ) -> VerifyReport:
         """Recompute every hash and check every link, up to ``up_to`` (default: the whole chain).
 
         Returns the report of an intact chain; raises
         :class:`~flowcred.audit.chain.AuditChainBroken` naming the first broken event otherwise.
+
+        ``tenant`` scopes the *answer* to one tenant (a tenant admin's view), not the work: the
+        chain is global, so it is still verified from the first event, but the report counts and
+        names only that tenant's events and never another tenant's id or the platform-wide
+        count. ``up_to`` then means the tenant's last event at or before it (default: its last
+        event). A break at one of its events is named as usual; a break at another tenant's
+        event is reported at the tenant's first event after it ("broken before event N"), with
+        the kind of break but not where exactly it is.
         """
+        if tenant is None:
+            return self._verify_chain(up_to, progress)
+        # With a bound, the tenant's last event within it; without, the whole chain (a cut tail
+        # may have taken the tenant's newest events with it).
+        end = self._own(tenant, "MAX(id)", up_to) if up_to is not None else None
+        if end == 0:
+            return VerifyReport(
+                is_valid=True,
+                total_checked=0,
+                message=f"audit chain intact: no events of tenant {tenant} to verify",
+            )
+        try:
+            report = self._verify_chain(end, None)
+        except AuditChainBroken as exc:
+            raise AuditChainBroken(self._scoped_break(exc.report, tenant)) from None
+        own = self._own(tenant, "COUNT(*)", report.total_checked)
+        return VerifyReport(
+            is_valid=True,
+            total_checked=own,
+            message=f"audit chain intact: {own} events of tenant {tenant} verified",
+            last_id=self._own(tenant, "MAX(id)", report.total_checked) or None,
+        )
+
+    def _own(self, tenant: str, aggregate: str, up_to: int | None) -> int:
+        """``COUNT(*)`` or ``MAX(id)`` of ``tenant``'s events with id <= ``up_to``."""
+        where, params = self._where(AuditFilter(tenant=tenant), None)
+        if up_to is not None:
+            where += " AND id <= ?"
+            params.append(up_to)
+        rows = self._fetch(f"SELECT {aggregate} FROM audit_events{where}", params)
+        return int(rows[0][0] or 0)
+
+    def _scoped_break(self, report: VerifyReport, tenant: str) -> VerifyReport:
+        """``report`` (a break) as the tenant may see it; see :meth:`verify`."""
+        broken = report.first_invalid_id
+        assert broken is not None and report.kind is not None
+        where, params = self._where(AuditFilter(tenant=tenant), None)
+        rows = self._fetch(
+            f"SELECT MIN(id) FROM audit_events{where} AND id >= ?", [*params, broken]
+        )
+        first_own = int(rows[0][0]) if rows[0][0] is not None else None
+        checked = self._own(tenant, "COUNT(*)", broken - 1)
+        if first_own == broken:
+            message = report.message  # the broken event is the tenant's own: it may see it
+        elif first_own is None:
+            message = (
+                f"audit chain broken after the last event of tenant {tenant} "
+                f"({report.kind}, at an event of another tenant)"
+            )
+        else:
+            message = (
+                f"audit chain broken before event {first_own} of tenant {tenant} "
+                f"({report.kind}, at an event of another tenant)"
+            )
+        return VerifyReport(
+            is_valid=False,
+            total_checked=checked,
+            message=message,
+            first_invalid_id=first_own,
+            kind=report.kind,
+        )
+
+    def _verify_chain(
+        self, up_to: int | None, progress: Callable[[int, int], None] | None
+    ) -> VerifyReport:
         checkpoint = (
             read_checkpoint(self._checkpoint_path, self._ring_for)
             if self._checkpoint_path is not None

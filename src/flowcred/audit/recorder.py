@@ -15,9 +15,8 @@ Two ways in:
   block on the disk); when only coroutines are waiting, a flusher thread, started on first use,
   leads for them.
 
-Appends are serialised by the database: SQLite's write lock (``BEGIN IMMEDIATE``), or a PostgreSQL
-transaction-scoped advisory lock, so any number of threads and processes build one chain. Each
-append reads the last id and hash under that lock and continues from them.
+Appends are serialised by the database (see :mod:`flowcred.audit.append`, which writes each
+batch), so any number of threads and processes build one chain.
 
 Fail closed: if the write fails, every caller in the batch gets :class:`AuditWriteFailed` and the
 operation that wanted the event must not proceed (resolve hands out no material).
@@ -27,62 +26,28 @@ from __future__ import annotations
 
 import _thread
 import asyncio
-import functools
 import json
 import logging
-import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
 
+from flowcred.audit.append import Appended, AuditWriteFailed, ChainAppender
 from flowcred.audit.checkpoint import CheckpointWriter
 from flowcred.audit.events import PendingEvent, canonical_body, format_time
 from flowcred.clock import Clock
-from flowcred.crypto import GENESIS, ChainMac, KekRing, audit_mac
-from flowcred.crypto.chain_mac import same
+from flowcred.crypto import KekRing
 from flowcred.errors import FlowcredError
 from flowcred.redaction import SecretRegistry
-from flowcred.store.engine import connect_raw, is_sqlite, translate_placeholders
 
 log = logging.getLogger("flowcred.audit")
 
-# Any constant works; it only has to be the same in every process sharing the database.
-ADVISORY_LOCK_KEY = 0x666C6F7763726564  # "flowcred"
 WAIT_SECONDS = 60.0
 GATHER_SECONDS = 0.0002
 
-_LAST_SQL = "SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1"
-_HASH_AT_SQL = "SELECT hash FROM audit_events WHERE id = ?"
-_INSERT_SQL = (
-    "INSERT INTO audit_events (id, key_version, prev_hash, hash, body) VALUES (?, ?, ?, ?, ?)"
-)
-
-
-# One multi-row INSERT per batch on SQLite, not executemany: the driver releases the GIL around
-# every step, and in a busy process each release can cost a wait to get it back, once per row.
-# Capped further by the build's bound on parameters (5 a row), see _rows_per_insert.
-_ROWS_PER_INSERT = 500
-
-
-@functools.lru_cache(maxsize=64)
-def _multi_row_insert(rows: int) -> str:
-    values = ", ".join(["(?, ?, ?, ?, ?)"] * rows)
-    return f"INSERT INTO audit_events (id, key_version, prev_hash, hash, body) VALUES {values}"
-
-
-class AuditWriteFailed(FlowcredError):
-    """Raised when an audit event could not be made durable; the operation must not proceed."""
-
-
-@dataclass(frozen=True, slots=True)
-class Appended:
-    """Where an event landed on the chain."""
-
-    id: int
-    hash: bytes
+__all__ = ["Appended", "AuditRecorder", "AuditWriteFailed"]
 
 
 class _Slot:
@@ -117,11 +82,11 @@ class AuditRecorder:
         self._registry = registry
         self._clock = clock
         self._checkpoint = checkpoint
-        self._postgres = not is_sqlite(engine)
-        self._last_sql = translate_placeholders(engine, _LAST_SQL)
-        self._insert_sql = translate_placeholders(engine, _INSERT_SQL)
-        self._macs: dict[tuple[int, int], ChainMac] = {}
-        self._insert_rows: int | None = None
+        self._appender = ChainAppender(engine, ring=ring)
+        if checkpoint is not None:
+            # The checkpoint moves only past positions still on the chain, and a newer one it
+            # finds bounds this process's appends (see flowcred.audit.checkpoint).
+            checkpoint.attach(hash_at=self._appender.hash_at, adopt=self._appender.know)
         self._lock = threading.Lock()
         self._pending: list[_Slot] = []
         self._flushing = False
@@ -132,38 +97,11 @@ class AuditRecorder:
         self._flusher: threading.Thread | None = None
         self._flusher_grants = threading.Semaphore(0)
         self._last_batch = 1
-        self._conn: Any = None
         self._closed = False
-        # The furthest (id, hash) this process knows the chain reached: its own appends, and the
-        # checkpoint found at start. A chain that is shorter than that, or differs there, was cut
-        # (and perhaps regrown); appending to it would bury the cut, so appends fail closed.
-        self._known: tuple[int, bytes] | None = None
-        self._known_sql = translate_placeholders(engine, _HASH_AT_SQL)
 
     def know(self, last_id: int, digest: bytes) -> None:
         """Tell the recorder the chain is known to have reached ``last_id`` with ``digest``."""
-        with self._lock:
-            if self._known is None or last_id > self._known[0]:
-                self._known = (last_id, digest)
-
-    def _check_continuity(
-        self, last: tuple[int, bytes] | None, hash_at: Callable[[int], bytes | None]
-    ) -> None:
-        known = self._known
-        if known is None:
-            return
-        known_id, known_hash = known
-        if last is None or last[0] < known_id:
-            raise AuditWriteFailed(
-                f"audit chain ends before event {known_id}, which it is known to have reached: "
-                "it was truncated; run 'flowcred audit verify' and restore it"
-            )
-        at = last[1] if last[0] == known_id else hash_at(known_id)
-        if at is None or not same(at, known_hash):
-            raise AuditWriteFailed(
-                f"audit event {known_id} is not the one this process recorded: the chain was "
-                "cut and regrown; run 'flowcred audit verify' and restore it"
-            )
+        self._appender.know(last_id, digest)
 
     # -- building ----------------------------------------------------------------------------
 
@@ -196,30 +134,6 @@ class AuditRecorder:
             f'"tenant":{_o(event.tenant, redact)}}}'
         )
 
-    def _mac(self) -> tuple[int, ChainMac]:
-        ring = self._ring()
-        version = ring.primary_version
-        key = (id(ring), version)
-        mac = self._macs.get(key)
-        if mac is None:
-            mac = self._macs[key] = audit_mac(ring, version)
-        return version, mac
-
-    def _chain(
-        self, last: tuple[int, bytes] | None, bodies: Sequence[str]
-    ) -> tuple[list[tuple[int, int, bytes, bytes, str]], list[Appended]]:
-        version, mac = self._mac()
-        last_id, previous = last if last is not None else (0, GENESIS)
-        rows = []
-        appended = []
-        for body in bodies:
-            last_id += 1
-            digest = mac.mac(previous, body.encode())
-            rows.append((last_id, version, previous, digest, body))
-            appended.append(Appended(last_id, digest))
-            previous = digest
-        return rows, appended
-
     # -- inside a caller's transaction --------------------------------------------------------
 
     def append_in(self, conn: Any, event: PendingEvent) -> Appended:
@@ -227,19 +141,7 @@ class AuditRecorder:
 
         The caller's commit makes it durable; its rollback removes it with the change.
         """
-        if self._postgres:
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})")
-        row = conn.exec_driver_sql(self._last_sql).first()
-        last = (int(row[0]), bytes(row[1])) if row is not None else None
-
-        def hash_at(event_id: int) -> bytes | None:
-            found = conn.exec_driver_sql(self._known_sql, (event_id,)).first()
-            return bytes(found[0]) if found is not None else None
-
-        self._check_continuity(last, hash_at)
-        rows, appended = self._chain(last, [self.body(event)])
-        conn.exec_driver_sql(self._insert_sql, rows[0])
-        return appended[0]
+        return self._appender.append_in(conn, self.body(event))
 
     def committed(self, appended: Appended) -> None:
         """Tell the recorder an :meth:`append_in` event was committed (for the checkpoint)."""
@@ -419,66 +321,12 @@ class AuditRecorder:
             self.know(last.id, last.hash)
             self._note_checkpoint(last)
 
-    def _connection(self) -> Any:
-        if self._conn is None:
-            self._conn = connect_raw(self._engine)
-        return self._conn
-
     def _reset_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:
-                pass  # The connection is already broken; dropping it is all that is left.
+        self._appender.reset_connection()
 
     def _write(self, bodies: Sequence[str]) -> list[Appended]:
-        conn = self._connection()
-        if self._postgres:
-            with conn.transaction(), conn.cursor() as cur:
-                cur.execute(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK_KEY})")
-                cur.execute(self._last_sql)
-                row = cur.fetchone()
-                last = (int(row[0]), bytes(row[1])) if row is not None else None
-
-                def pg_hash_at(event_id: int) -> bytes | None:
-                    cur.execute(self._known_sql, (event_id,))
-                    found = cur.fetchone()
-                    return bytes(found[0]) if found is not None else None
-
-                self._check_continuity(last, pg_hash_at)
-                rows, appended = self._chain(last, bodies)
-                cur.executemany(self._insert_sql, rows)
-            return appended
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            row = conn.execute(self._last_sql).fetchone()
-            last = (int(row[0]), bytes(row[1])) if row is not None else None
-
-            def hash_at(event_id: int) -> bytes | None:
-                found = conn.execute(self._known_sql, (event_id,)).fetchone()
-                return bytes(found[0]) if found is not None else None
-
-            self._check_continuity(last, hash_at)
-            rows, appended = self._chain(last, bodies)
-            per_insert = self._rows_per_insert(conn)
-            for start in range(0, len(rows), per_insert):
-                chunk = rows[start : start + per_insert]
-                conn.execute(_multi_row_insert(len(chunk)), [v for row in chunk for v in row])
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return appended
-
-    def _rows_per_insert(self, conn: Any) -> int:
-        """Rows per multi-row INSERT: _ROWS_PER_INSERT, or fewer where this SQLite build allows
-        fewer parameters per statement (999 before SQLite 3.32)."""
-        if self._insert_rows is None:
-            limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-            self._insert_rows = max(1, min(_ROWS_PER_INSERT, limit // 5))
-        return self._insert_rows
+        """Append one batch (the leader's commit); see :meth:`ChainAppender.write`."""
+        return self._appender.write(bodies)
 
     def close(self) -> None:
         """Write the final checkpoint and release the connection."""
