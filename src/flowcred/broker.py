@@ -29,6 +29,7 @@ from flowcred.clock import Clock, SystemClock
 from flowcred.credentials import Credentials
 from flowcred.crypto import KeySource, key_source_from_settings
 from flowcred.errors import ConfigurationError, FlowcredError, UnknownCredentialType
+from flowcred.flow_bindings import Bindings
 from flowcred.records import Credential
 from flowcred.redaction import SecretRegistry, default_registry, install_log_redaction
 from flowcred.references import DEFAULT_ENVIRONMENT, DEFAULT_TENANT, MAX_ID, slugify
@@ -53,8 +54,15 @@ class BrokerView:
     def __init__(self, broker: Broker, access: Access) -> None:
         self._broker = broker
         self.access = access
+        self.bindings = Bindings(broker._binding_store, broker._store, broker._trail, access)
         self.credentials = Credentials(
-            broker._store, broker.catalog, broker._resolver, broker._trail, access, broker._registry
+            broker._store,
+            broker.catalog,
+            broker._resolver,
+            broker._trail,
+            access,
+            broker._registry,
+            bindings=broker._binding_store,
         )
 
     def provider(
@@ -137,10 +145,11 @@ class Broker:
             engine, ring_for=self._rings.covering, checkpoint_path=checkpoint_path
         )
         self.api_keys = ApiKeyStore(engine, clock, bootstrap=bootstrap_from_env())
-        self.bindings = BindingStore(engine, clock)
+        self._binding_store = BindingStore(engine, clock)
         self.access = Access(actor or Actor.os_user(), "local")
         self._default_view = BrokerView(self, self.access)
         self.credentials = self._default_view.credentials
+        self.bindings = self._default_view.bindings
         self._closed = False
 
     def _seed_known_position(self, checkpoint_path: Path) -> None:
