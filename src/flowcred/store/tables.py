@@ -56,6 +56,9 @@ credentials = Table(
     Column("expires_at", DateTime(timezone=True), nullable=True),
     Column("current_version", Integer, nullable=False),
     UniqueConstraint("tenant", "environment", "handle", name="uq_credentials_handle"),
+    # Ids are never reused (DESIGN §5, invariant 4): without AUTOINCREMENT SQLite would hand the
+    # id of a deleted newest credential to the next one. PostgreSQL sequences never go back.
+    sqlite_autoincrement=True,
 )
 Index("ix_credentials_tenant_type", credentials.c.tenant, credentials.c.type)
 
