@@ -216,6 +216,40 @@ class Broker:
         )
         return result
 
+    def retire_keys(self, versions: list[int] | None = None) -> kek_versions.RetireResult:
+        """Remove older KEKs from the key source once no data key needs them (audited).
+
+        Audit events under a retired version stay verifiable: its derived audit subkeys are kept,
+        wrapped by the primary KEK (see :func:`flowcred.store.kek_versions.retire_keks`).
+        """
+        try:
+            ring, result = kek_versions.retire_keks(
+                self.engine, self.key_source, self.clock, versions=versions
+            )
+        except FlowcredError as exc:
+            self._trail.record(
+                self.access,
+                KEK,
+                "retired",
+                "failure",
+                resource_type=KEK,
+                details={"error": type(exc).__name__, "message": str(exc)},
+            )
+            raise
+        self._rings.replace(ring)
+        self._trail.record(
+            self.access,
+            KEK,
+            "retired",
+            "success",
+            resource_type=KEK,
+            details={
+                "versions": list(result.retired),
+                "removed_from_source": result.removed_from_source,
+            },
+        )
+        return result
+
     def audit_failure(
         self, action: str, exc: FlowcredError, *, tenant: str | None, ref: int | str | None
     ) -> None:

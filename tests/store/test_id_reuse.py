@@ -19,6 +19,7 @@ from flowcred.redaction import default_registry
 from flowcred.settings import load_settings
 from flowcred.store import migrate
 from flowcred.store.engine import make_engine, write_transaction
+from flowcred.store.tables import retained_subkeys
 
 
 def _new(broker: Broker, name: str) -> int:
@@ -63,6 +64,9 @@ def test_migrating_a_0004_database_keeps_ids_and_stops_reuse(tmp_path: Path) -> 
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0004")
     assert migrate.current_revision(engine) == "0004"
+    # Today's Broker also reads the table of retired-key subkeys (revision 0007); give the
+    # 0004-era database a temporary one so the rows below go through the real code paths.
+    retained_subkeys.create(engine)
     engine.dispose()
 
     old = _broker_on(home, url)
@@ -74,6 +78,9 @@ def test_migrating_a_0004_database_keeps_ids_and_stops_reuse(tmp_path: Path) -> 
         old.credentials.delete(three)  # the highest id, deleted before the migration
         old._binding_store.put("flow", "default", [one, two])
     assert (one, two, three) == (1, 2, 3)
+    engine = make_engine(url)
+    retained_subkeys.drop(engine)
+    engine.dispose()
 
     settings = load_settings(home=home, database_url=url)
     with open_broker(settings=settings) as broker:  # migrates to head

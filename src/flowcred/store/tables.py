@@ -121,3 +121,18 @@ bindings = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("tenant", "flow", name="pk_bindings"),
 )
+
+# Subkeys of retired key-encryption keys (``flowcred keys retire``): the HKDF-derived audit-chain
+# and checkpoint MAC keys of ``kek_version``, each wrapped (like a data key) by the KEK named in
+# ``wrapped_by``, so audit events MAC'd under a KEK removed from the key file stay verifiable.
+# ``purpose`` is the HKDF info label. Re-wrapped by every ``keys rotate``.
+retained_subkeys = Table(
+    "retained_subkeys",
+    metadata,
+    Column("kek_version", Integer, ForeignKey("kek_versions.version"), nullable=False),
+    Column("purpose", String(64), nullable=False),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("wrapped_by", Integer, ForeignKey("kek_versions.version"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("kek_version", "purpose", name="pk_retained_subkeys"),
+)
