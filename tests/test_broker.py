@@ -173,11 +173,11 @@ def test_rotate_keeps_id_and_rollback_restores(broker: Broker) -> None:
     assert rotated.id == cred.id and rotated.current_version == 2
     assert provider.get_password(cred.id) == "sk_live_second"
     back = broker.credentials.rollback(cred.id, 1)
-    assert back.current_version == 1
+    assert back.current_version == 3  # a new version holding version 1's secret
     assert provider.get_password(cred.id) == "sk_live_first"
     again = broker.credentials.rotate(cred.id, secret_value="sk_live_third")
-    assert again.current_version == 3  # new versions never reuse a number
-    assert [v.version for v in broker.credentials.versions(cred.id)] == [3, 2, 1]
+    assert again.current_version == 4  # new versions never reuse a number
+    assert [v.version for v in broker.credentials.versions(cred.id)] == [4, 3, 2, 1]
 
 
 def test_retention_keeps_last_ten_versions(broker: Broker) -> None:

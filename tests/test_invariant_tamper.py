@@ -321,7 +321,12 @@ def test_rollback_onto_a_swapped_version_is_refused(broker: Broker, uncached: Br
     v2_blobs = read_blobs(broker, a.credential_id, 2)
     v1_blobs = read_blobs(broker, a.credential_id, 1)
     write_blobs(broker, a.credential_id, 1, ciphertext=v2_blobs[0], wrapped_key=v2_blobs[1])
-    broker.credentials.rollback(a.credential_id, 1)
-    assert_refused(uncached, a, secrets_=[a.secret, a2_value], blobs=[*v1_blobs, *v2_blobs])
+    # Rollback re-seals the old secret as a new version (issue 8, item 16), so it must open the
+    # swapped row first: that fails, opaquely, and nothing changes.
+    with pytest.raises(flowcred.DecryptionFailed) as info:
+        broker.credentials.rollback(a.credential_id, 1)
+    assert_opaque(info.value, a, secrets_=[a.secret, a2_value], blobs=[*v1_blobs, *v2_blobs])
+    assert broker.credentials.get(a.credential_id).current_version == 2
     write_blobs(broker, a.credential_id, 1, ciphertext=v1_blobs[0], wrapped_key=v1_blobs[1])
-    resolves_to(uncached, a)
+    broker.credentials.rollback(a.credential_id, 1)
+    resolves_to(uncached, Stored(a.credential_id, a.tenant, 3, a.secret))

@@ -29,6 +29,7 @@ from flowcred.clock import Clock, SystemClock
 from flowcred.credentials import Credentials
 from flowcred.crypto import KeySource, key_source_from_settings
 from flowcred.errors import ConfigurationError, FlowcredError, UnknownCredentialType
+from flowcred.flow_bindings import Bindings
 from flowcred.records import Credential
 from flowcred.redaction import SecretRegistry, default_registry, install_log_redaction
 from flowcred.references import DEFAULT_ENVIRONMENT, DEFAULT_TENANT, MAX_ID, slugify
@@ -54,8 +55,15 @@ class BrokerView:
     def __init__(self, broker: Broker, access: Access) -> None:
         self._broker = broker
         self.access = access
+        self.bindings = Bindings(broker._binding_store, broker._store, broker._trail, access)
         self.credentials = Credentials(
-            broker._store, broker.catalog, broker._resolver, broker._trail, access, broker._registry
+            broker._store,
+            broker.catalog,
+            broker._resolver,
+            broker._trail,
+            access,
+            broker._registry,
+            bindings=broker._binding_store,
         )
 
     def provider(
@@ -146,10 +154,11 @@ class Broker:
         self.api_keys = ApiKeyStore(
             engine, clock, bootstrap=bootstrap_from_env(), changes=self._changes
         )
-        self.bindings = BindingStore(engine, clock)
+        self._binding_store = BindingStore(engine, clock)
         self.access = Access(actor or Actor.os_user(), "local")
         self._default_view = BrokerView(self, self.access)
         self.credentials = self._default_view.credentials
+        self.bindings = self._default_view.bindings
         self._closed = False
 
     def _seed_known_position(self, checkpoint_path: Path) -> None:
@@ -219,6 +228,40 @@ class Broker:
             resource_type=KEK,
             resource_id=result.primary_version,
             details={"rewrapped": result.rewrapped, "resumed": result.resumed},
+        )
+        return result
+
+    def retire_keys(self, versions: list[int] | None = None) -> kek_versions.RetireResult:
+        """Remove older KEKs from the key source once no data key needs them (audited).
+
+        Audit events under a retired version stay verifiable: its derived audit subkeys are kept,
+        wrapped by the primary KEK (see :func:`flowcred.store.kek_versions.retire_keks`).
+        """
+        try:
+            ring, result = kek_versions.retire_keks(
+                self.engine, self.key_source, self.clock, versions=versions
+            )
+        except FlowcredError as exc:
+            self._trail.record(
+                self.access,
+                KEK,
+                "retired",
+                "failure",
+                resource_type=KEK,
+                details={"error": type(exc).__name__, "message": str(exc)},
+            )
+            raise
+        self._rings.replace(ring)
+        self._trail.record(
+            self.access,
+            KEK,
+            "retired",
+            "success",
+            resource_type=KEK,
+            details={
+                "versions": list(result.retired),
+                "removed_from_source": result.removed_from_source,
+            },
         )
         return result
 

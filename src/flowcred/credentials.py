@@ -20,6 +20,7 @@ from flowcred.catalog import Catalog, CredentialType
 from flowcred.catalog.secret_shape import check_secret_shape
 from flowcred.errors import (
     AccessDenied,
+    CredentialInUse,
     CredentialNotFound,
     FieldProblem,
     FlowcredError,
@@ -36,9 +37,11 @@ from flowcred.references import (
     MAX_ID,
     TENANT_RE,
     handle_candidates,
+    parse_ref,
     slugify,
 )
 from flowcred.runtime.provider import Ref, Resolver, secret_text
+from flowcred.store.bindings import BindingStore
 from flowcred.store.credentials import UNSET, CredentialStore, as_utc
 
 MAX_NAME_LENGTH = 256
@@ -72,7 +75,10 @@ class Credentials:
         trail: AuditTrail,
         access: Access,
         registry: SecretRegistry,
+        *,
+        bindings: BindingStore | None = None,
     ) -> None:
+        self._bindings = bindings
         self._store = store
         self._catalog = catalog
         self._resolver = resolver
@@ -83,12 +89,11 @@ class Credentials:
     # -- helpers ---------------------------------------------------------------------------
 
     def _find(self, ref: Ref, tenant: str | None, environment: str) -> Credential:
-        if isinstance(ref, bool) or not isinstance(ref, int | str):
-            raise InvalidCredential([FieldProblem("ref", "must be an int id or a str handle")])
-        if isinstance(ref, int) or ref.isdigit():
-            if not 0 < int(ref) <= MAX_ID:
+        parsed = parse_ref(ref)  # ASCII digits are an id; ``²`` is a (missing) handle
+        if isinstance(parsed, int):
+            if not 0 < parsed <= MAX_ID:
                 raise CredentialNotFound(ref, tenant)
-            found = self._store.get(int(ref))
+            found = self._store.get(parsed)
             if found is None:
                 raise CredentialNotFound(ref, tenant)
             if tenant is not None and found.tenant != tenant:
@@ -96,7 +101,7 @@ class Credentials:
                 exc.foreign = True  # type: ignore[attr-defined]
                 raise exc
             return found
-        found = self._store.find_handle(tenant or DEFAULT_TENANT, environment, ref)
+        found = self._store.find_handle(tenant or DEFAULT_TENANT, environment, parsed)
         if found is None:
             raise CredentialNotFound(ref, tenant)
         return found
@@ -536,7 +541,12 @@ class Credentials:
         environment: str = DEFAULT_ENVIRONMENT,
         expected_version: int | None = None,
     ) -> Credential:
-        """Make a kept older version current again."""
+        """Restore a kept older version's secret as a new version (history is append-only).
+
+        The new version holds the old secret under a fresh data key; the returned record's
+        ``current_version`` is that new number. Audited with ``from_version`` (current before),
+        ``restored_version`` (whose secret was restored) and ``version`` (the new one).
+        """
         check_arguments(Credentials.rollback, locals())
         try:
             found = self._find(ref, tenant, environment)
@@ -544,7 +554,11 @@ class Credentials:
             hook, after = self._trail.on_write(
                 self._access,
                 "rolled_back",
-                lambda r: {"from_version": expected, "version": r.current_version},
+                lambda r: {
+                    "from_version": expected,
+                    "restored_version": version,
+                    "version": r.current_version,
+                },
             )
             record = self._store.rollback(
                 found.id, version, expected_version=expected, on_write=hook
@@ -557,16 +571,42 @@ class Credentials:
         return record
 
     def delete(
-        self, ref: Ref, *, tenant: str | None = None, environment: str = DEFAULT_ENVIRONMENT
+        self,
+        ref: Ref,
+        *,
+        tenant: str | None = None,
+        environment: str = DEFAULT_ENVIRONMENT,
+        force: bool = False,
     ) -> Credential:
-        """Delete the credential and every stored version of its secret; returns its last record."""
+        """Delete the credential and every stored version of its secret; returns its last record.
+
+        Delete protection: while flows of its tenant bind the credential, raises CredentialInUse
+        (a ConflictError naming them) and deletes nothing, unless ``force``. A forced delete of a
+        bound credential says so in its audit event (``forced``, ``flows``). The check runs in the
+        delete's own transaction.
+        """
         check_arguments(Credentials.delete, locals())
+        bindings = self._bindings
+        broken: builtins.list[str] = []
+
+        def guard(conn: Any, record: Credential) -> None:
+            flows = [] if bindings is None else bindings.flows_using(record, conn)
+            if flows and not force:
+                raise CredentialInUse(record.id, flows)
+            broken[:] = flows
+
+        def details(r: Credential) -> dict[str, Any]:
+            out: dict[str, Any] = {"type": r.type, "handle": r.handle}
+            if force:
+                out.update(forced=True, flows=list(broken))
+            return out
+
         try:
+            if not isinstance(force, bool):
+                raise InvalidCredential([FieldProblem("force", "must be true or false")])
             found = self._find(ref, tenant, environment)
-            hook, after = self._trail.on_write(
-                self._access, "deleted", lambda r: {"type": r.type, "handle": r.handle}
-            )
-            record = self._store.delete(found.id, on_write=hook)
+            hook, after = self._trail.on_write(self._access, "deleted", details)
+            record = self._store.delete(found.id, on_write=hook, guard=guard)
         except FlowcredError as exc:
             self._failed("deleted", exc, tenant, ref)
             raise

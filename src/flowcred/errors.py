@@ -16,7 +16,8 @@ Every error a user can meet derives from :class:`FlowcredError`::
     │   └── InvalidInput              bad input about something else: a filter, a TLS file, a key
     ├── ConflictError                 the request conflicts with the stored state
     │   ├── VersionConflict           check-and-set on the secret version lost a race or was stale
-    │   └── HandleConflict            the handle is taken in that tenant + environment
+    │   ├── HandleConflict            the handle is taken in that tenant + environment
+    │   └── CredentialInUse           flows still bind the credential (delete without force)
     ├── CredentialExpired             a static secret is past its ``expires_at``
     ├── DecryptionFailed              a sealed blob failed its integrity check (opaque on purpose)
     ├── AccessDenied                  the caller may not do this
@@ -166,6 +167,23 @@ class HandleConflict(ConflictError):
         self.environment = environment
         super().__init__(
             f"handle {handle!r} already exists in tenant {tenant!r}, environment {environment!r}"
+        )
+
+
+class CredentialInUse(ConflictError):
+    """Raised when deleting a credential that flows still bind, without ``force``.
+
+    ``flows`` names them (flow names are identifiers, never secrets), so the caller can unbind
+    them first or decide to break them with ``force=True``.
+    """
+
+    def __init__(self, credential_id: int, flows: Sequence[str]) -> None:
+        self.credential_id = credential_id
+        self.flows = tuple(flows)
+        shown = ", ".join(self.flows[:5]) + (", ..." if len(self.flows) > 5 else "")
+        super().__init__(
+            f"credential {credential_id} is used by {len(self.flows)} flow(s) ({shown}); "
+            f"unbind them or delete with force to break them"
         )
 
 

@@ -12,6 +12,8 @@ import re
 import unicodedata
 from collections.abc import Iterator
 
+from flowcred.errors import FieldProblem, InvalidCredential
+
 DEFAULT_TENANT = "default"
 MAX_ID = 2**63 - 1  # ids are signed 64-bit database integers
 DEFAULT_ENVIRONMENT = "default"
@@ -37,7 +39,7 @@ def slugify(name: str) -> str:
     """
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:120] or FALLBACK_HANDLE
-    return f"cred-{slug}" if slug.isdigit() else slug
+    return f"cred-{slug}" if is_id_text(slug) else slug
 
 
 def handle_candidates(name: str) -> Iterator[str]:
@@ -52,3 +54,35 @@ def handle_candidates(name: str) -> Iterator[str]:
     for number in range(2, MAX_NUMBERED_SUFFIX + 1):
         yield f"{slug}-{number}"
     yield f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+_ID_TEXT_RE = re.compile(r"[0-9]+")
+
+
+def is_id_text(text: str) -> bool:
+    """True when ``text`` is an id written in ASCII digits only.
+
+    ``str.isdigit`` also accepts ``²``, ``٣`` and other Unicode digits, which ``int()`` then
+    refuses or reads differently; every caller that tells an id from a handle uses this instead.
+    """
+    return _ID_TEXT_RE.fullmatch(text) is not None
+
+
+def parse_ref(ref: object) -> int | str:
+    """A reference as an int id or a str handle, the same way for every caller.
+
+    An ``int`` (not a ``bool``) or ASCII-digit text is an id; other text is a handle. Raises
+    :class:`~flowcred.errors.InvalidCredential` for anything else (no value is echoed). An id
+    outside ``1..MAX_ID`` is returned as is: it names no credential, and callers answer
+    not-found for it.
+    """
+    if isinstance(ref, bool) or not isinstance(ref, int | str):
+        raise InvalidCredential([FieldProblem("ref", "must be an int id or a str handle")])
+    if isinstance(ref, int):
+        return ref
+    if is_id_text(ref):
+        # More than 19 digits is past MAX_ID anyway; not parsing it keeps int() off huge input.
+        return int(ref) if len(ref) <= 19 else MAX_ID + 1
+    if not ref:
+        raise InvalidCredential([FieldProblem("ref", "must not be empty")])
+    return ref

@@ -342,7 +342,9 @@ def test_bindings_in_another_tenant_do_not_count(api_env: Any) -> None:
         json={"references": [cid, "acme-slack-bot-token"]},
         headers=api_env.headers("admin", "globex"),
     )
-    assert put.status_code == 200
+    # Another tenant's credentials are unknown references there (issue 8, item 5): 422.
+    assert put.status_code == 422
+    assert put.json()["errors"][0]["field"] == "references"
     assert api_env.client.get(f"{CREDS}/{cid}", headers=api_env.admin()).json()["connections"] == 0
     assert api_env.client.delete(f"{CREDS}/{cid}", headers=api_env.admin()).status_code == 204
 

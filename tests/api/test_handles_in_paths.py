@@ -35,6 +35,13 @@ def test_every_credential_route_accepts_a_handle(api_env: Any) -> None:
     assert r.status_code == 200, r.text
     r = api_env.client.post("/api/credentials/stripe/resolve", headers=worker)
     assert r.status_code == 200 and r.json()["credentialId"] == record.id
+    # Delete protection holds by handle as by id: bound → 409, forced → 204.
+    r = api_env.client.put("/api/bindings/nightly", json={"references": ["stripe"]}, headers=admin)
+    assert r.status_code == 200, r.text
+    assert api_env.client.delete("/api/credentials/stripe", headers=admin).status_code == 409
+    r = api_env.client.delete("/api/credentials/stripe?force=true", headers=admin)
+    assert r.status_code == 204
+    assert api_env.client.get("/api/credentials/stripe", headers=admin).status_code == 404
 
 
 def test_a_handle_is_looked_up_in_the_environment_query_parameter(api_env: Any) -> None:

@@ -132,7 +132,9 @@ ROUTES: tuple[Route, ...] = (
         200,
         "tenant",
         mutates=True,
-        body=lambda target, n: {"references": [f"rbac-ref-{n}"], "tenantId": target},
+        # References must name credentials of the tenant (issue 8, item 5); an empty list is
+        # always valid, which keeps this row about who may call, not what is bound.
+        body=lambda target, n: {"references": [], "tenantId": target},
     ),
     Route("list-bindings", "GET", "/api/bindings", EDIT, 200, "global"),
     Route("audit-list", "GET", "/api/audit-events?limit=5", ADMIN, 200, "global"),

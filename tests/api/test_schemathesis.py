@@ -132,7 +132,9 @@ def fuzz_report(module_api_env: Any) -> FuzzReport:
         for i in range(2):
             env.seed(tenant, name=f"fuzz {tenant} {i}")
     env.client.put(
-        "/api/bindings/fuzz-flow", json={"references": [1, 2]}, headers=env.admin()
+        "/api/bindings/fuzz-flow",
+        json={"references": [1, 2], "tenantId": "acme"},
+        headers=env.admin(),
     ).raise_for_status()
     report = _fuzz(env)
     total = sum(report.examples.values())

@@ -305,9 +305,9 @@ def test_rollback(world: World) -> None:
     b, who, creds = world.broker, world.who, world.who.view.credentials
     b.credentials.rotate(world.acme, secret_value="sk_acme_rotated_1")
     event, record = audited(b, lambda: creds.rollback(world.acme, 1, tenant="acme"))
-    assert record.current_version == 1
+    assert record.current_version == 3
     check(event, who, action="rolled_back", result="success", tenant="acme", resource_id=world.acme)
-    assert event.details == {"from_version": 2, "version": 1}
+    assert event.details == {"from_version": 2, "restored_version": 1, "version": 3}
 
     event, _ = audited(b, lambda: creds.rollback(world.acme, 99), raises=InvalidCredential)
     check(event, who, action="rolled_back", result="failure", tenant=None, resource_id=world.acme)
@@ -543,7 +543,8 @@ def test_cli_operations_leave_one_event_each(broker: Broker, cli: Callable[..., 
     e = ev(["credentials", "rotate", str(cid), "--secret-stdin"], stdin="sk_cli_rotated_42\n")
     assert (e.action, e.result, e.details["version"]) == ("rotated", "success", 2)
     e = ev(["credentials", "rollback", str(cid), "1"])
-    assert (e.action, e.result, e.details["version"]) == ("rolled_back", "success", 1)
+    assert (e.action, e.result, e.details["version"]) == ("rolled_back", "success", 3)
+    assert e.details["restored_version"] == 1
     e = ev(["resolve", "cli-key", "--tenant", "acme"])
     assert (e.action, e.result, e.tenant, e.resource_id) == (
         "resolved",

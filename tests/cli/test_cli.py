@@ -104,7 +104,7 @@ def test_list_show_rotate_rollback_delete_json() -> None:
     assert [v["version"] for v in shown["versions"]] == [2, 1]
     assert "s3cret" not in out
     code, out, _ = cli("credentials", "rollback", "stripe", "1", "--json")
-    assert code == 0 and json.loads(out)["currentVersion"] == 1
+    assert code == 0 and json.loads(out)["currentVersion"] == 3  # version 1's secret, anew
     code, out, _ = cli("resolve", "stripe", "--json", "--reveal")
     assert json.loads(out)["headers"]["X-API-Key"] == "s3cret-value"
     code, out, _ = cli("credentials", "delete", "stripe", "--yes", "--json")

@@ -44,10 +44,10 @@ ACTIONS: Final[Mapping[str, frozenset[str]]] = {
             "listed",
         }
     ),
-    KEK: frozenset({"rotated"}),
+    KEK: frozenset({"rotated", "retired"}),
     TOKEN: frozenset({"refreshed", "refresh_failed", "authorized"}),
     API_KEY: frozenset({"created", "revoked", "rotated", "authentication_failed", "access_denied"}),
-    FLOW: frozenset({"validated", "bindings_registered"}),
+    FLOW: frozenset({"validated", "bindings_registered", "bindings_deleted"}),
 }
 
 

@@ -354,15 +354,19 @@ def delete(
     tenant: TenantOpt = None,
     env: EnvOpt = "default",
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Delete even while flows bind it (breaks them).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Delete a credential and every kept version of its secret."""
+    """Delete a credential and every kept version of its secret (refused while flows bind it,
+    unless --force)."""
     with open_cli_broker() as broker:
         if not yes:
             shown = broker.credentials.get(ref, tenant=tenant, environment=env)
             if not typer.confirm(f"delete credential {shown.id} ({shown.handle})?"):
                 raise typer.Exit(1)
-        record = broker.credentials.delete(ref, tenant=tenant, environment=env)
+        record = broker.credentials.delete(ref, tenant=tenant, environment=env, force=force)
     if as_json:
         print_json({"deleted": record.id})
     else:

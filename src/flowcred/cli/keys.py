@@ -1,4 +1,4 @@
-"""``flowcred keys``: key-encryption-key rotation and status."""
+"""``flowcred keys``: key-encryption-key rotation, retirement and status."""
 
 from __future__ import annotations
 
@@ -45,6 +45,47 @@ def rotate(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         console.print(
             f"key rotation {verb}: key version {result.primary_version} is primary, "
             f"{result.rewrapped} data keys re-wrapped"
+        )
+
+
+@app.command("retire")
+def retire(
+    versions: Annotated[
+        list[int] | None,
+        typer.Argument(help="Key versions to retire (default: every older version).", min=1),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Remove older KEKs from the key file once no data key needs them.
+
+    Refused for the primary key and for a version that still wraps data keys (run 'keys rotate'
+    first). Audit events sealed under a retired key stay verifiable: their derived audit keys are
+    kept in the database, wrapped by the primary key.
+    """
+    with open_cli_broker() as broker:
+        result = broker.retire_keys(versions or None)
+    if as_json:
+        print_json(
+            {
+                "retired": list(result.retired),
+                "removedFromSource": result.removed_from_source,
+                "keySource": result.source_description,
+            }
+        )
+        return
+    if not result.retired:
+        console.print("no older key version to retire")
+    elif result.removed_from_source:
+        shown = ", ".join(str(v) for v in result.retired)
+        console.print(
+            f"retired key version(s) {shown}: removed from {result.source_description}; "
+            f"audit events under them stay verifiable"
+        )
+    else:
+        shown = ", ".join(str(v) for v in result.retired)
+        console.print(
+            f"key version(s) {shown} are no longer needed (audit keys kept); flowcred cannot "
+            f"write {result.source_description}: remove them there yourself"
         )
 
 

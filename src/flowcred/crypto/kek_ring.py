@@ -95,7 +95,7 @@ class KekRing:
     one version is given two different keys.
     """
 
-    __slots__ = ("_ciphers", "_keks", "_primary", "_primary_header")
+    __slots__ = ("_ciphers", "_derived", "_keks", "_primary", "_primary_header")
 
     def __init__(self, keks: Iterable[Kek], primary_version: int) -> None:
         self._keks: dict[int, Kek] = {}
@@ -110,6 +110,7 @@ class KekRing:
                 f"(versions {sorted(self._keks)})"
             )
         self._ciphers = {v: _aead.cipher(k.key) for v, k in self._keks.items()}
+        self._derived: dict[tuple[int, bytes], bytes] = {}
         self._primary = primary_version
         self._primary_header = _header(primary_version)
 
@@ -126,6 +127,26 @@ class KekRing:
         """Every KEK version this ring can unwrap."""
         return frozenset(self._keks)
 
+    @property
+    def retained_versions(self) -> frozenset[int]:
+        """Retired KEK versions whose derived subkeys (audit MAC keys) this ring still holds."""
+        return frozenset(version for version, _ in self._derived if version not in self._keks)
+
+    def with_retained(self, derived: Mapping[tuple[int, bytes], bytes]) -> KekRing:
+        """This ring plus subkeys kept for retired KEK versions: ``(version, info) → key``.
+
+        ``flowcred keys retire`` removes a KEK from the key source once no data key needs it, but
+        audit events MAC'd under that version must stay verifiable; their HKDF subkeys are kept
+        (sealed under the primary KEK) and handed back here, so :meth:`derive_key` answers for
+        the retired version without its KEK. Returns a new ring; this one is unchanged.
+        """
+        ring = KekRing(self._keks.values(), self._primary)
+        ring._derived = {**self._derived, **derived}
+        for key in ring._derived.values():
+            if len(key) != _aead.KEY_SIZE:
+                raise ValueError("a retained subkey must be exactly 32 bytes")
+        return ring
+
     def fingerprint_of(self, version: int) -> str:
         """Return :func:`fingerprint` of the KEK ``version``.
 
@@ -140,8 +161,14 @@ class KekRing:
         second secret to manage. ``info`` must be unique to its purpose and carry a version, for
         example ``b"flowcred audit chain v1"``.
 
+        For a retired version, the subkey kept by :meth:`with_retained` is returned.
+
         Raises :class:`~flowcred.errors.KeyUnavailable` if that version is not in the ring.
         """
+        if version not in self._keks:
+            kept = self._derived.get((version, info))
+            if kept is not None:
+                return kept
         return _kdf.hkdf_sha256(self._kek(version).key, info)
 
     def wrap(self, data_key: bytes, aad: bytes) -> bytes:

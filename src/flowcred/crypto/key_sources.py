@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from flowcred.clock import Clock, SystemClock
 from flowcred.crypto import _aead
+from flowcred.crypto.kek_ring import fingerprint
 from flowcred.errors import ConfigurationError, InsecureKeyFile
 
 if TYPE_CHECKING:
@@ -149,6 +150,22 @@ class KeyFileSource:
         if any(hmac.compare_digest(old, key) for _, old in entries):
             raise ValueError(f"this key is already in {self.description}")
         self._write([(self._now(), key), *entries], replace=True)
+
+    def remove_keys(self, fingerprints: list[str]) -> None:
+        """Rewrite the file without the keys whose :func:`fingerprint` is in ``fingerprints``.
+
+        For ``flowcred keys retire``, which checks first that no data key needs them. Atomic like
+        every write here. Refuses to remove every key (the primary must stay).
+        """
+        entries = self._read()
+        if entries is None:
+            raise ConfigurationError(f"no key file at {self.path}")
+        drop = set(fingerprints)
+        kept = [(created, key) for created, key in entries if fingerprint(key) not in drop]
+        if not kept:
+            raise ConfigurationError(f"refusing to remove every key from {self.description}")
+        if len(kept) != len(entries):
+            self._write(kept, replace=True)
 
     def _now(self) -> str:
         return self._clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")

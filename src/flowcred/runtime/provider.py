@@ -44,6 +44,7 @@ from flowcred.errors import (
     InvalidCredential,
 )
 from flowcred.redaction import Secret, SecretRegistry
+from flowcred.references import is_id_text, parse_ref
 from flowcred.runtime.invalidation import ChangeWatcher
 from flowcred.runtime.material import CredentialMaterial
 from flowcred.store.change_feed import Change
@@ -182,8 +183,9 @@ class Resolver:
     # -- resolve ---------------------------------------------------------------------------
 
     def credential_id(self, ref: Ref, tenant: str, environment: str) -> int:
-        if type(ref) is int or (isinstance(ref, str) and ref.isdigit()):
-            cid = int(ref)
+        if type(ref) is int or (isinstance(ref, str) and is_id_text(ref)):
+            cid = parse_ref(ref)
+            assert isinstance(cid, int)
             if not 0 < cid <= _MAX_ID:
                 raise CredentialNotFound(ref, tenant)
             return cid
@@ -233,7 +235,7 @@ class Resolver:
         if not self._fresh():
             return None
         now = self._clock.monotonic()
-        if isinstance(ref, str) and not ref.isdigit():
+        if isinstance(ref, str) and not is_id_text(ref):
             hit = self._handles.get((tenant, environment, ref))
             if hit is None or hit[0] <= now:
                 return None

@@ -1,9 +1,13 @@
 """The bindings registry: which flows reference which credentials.
 
-A flow registers its references (ids or handles) with ``PUT /api/bindings/{flow}``; the number of
-flows referencing a credential is its ``connections``, and a credential still referenced cannot
-be deleted without ``force``. References are stored as given and matched to credentials when
-counted, so a flow may register a handle before the credential exists.
+SQL only: the rules (references must name credentials of the tenant, a platform caller must
+name a tenant, every change is audited) live in :class:`flowcred.bindings.Bindings`, which every
+caller (REST, CLI, Python) goes through. The number of flows referencing a credential is its
+``connections``, and a credential still referenced cannot be deleted without ``force``.
+
+Matching a stored reference to a credential never raises: a row written by an older version
+(say the text ``"²"``, which ``str.isdigit`` accepted) is a handle that matches nothing, so it can
+never make a credential read or delete fail.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from sqlalchemy import Engine, delete, insert, select
 
 from flowcred.clock import Clock
 from flowcred.records import Credential
+from flowcred.references import is_id_text
 from flowcred.store.credentials import as_utc
 from flowcred.store.engine import read_connection, write_transaction
 from flowcred.store.tables import bindings
@@ -44,10 +49,16 @@ class Binding:
         }
 
 
-def _refers_to(reference: Reference, record: Credential) -> bool:
-    if isinstance(reference, int) or (isinstance(reference, str) and reference.isdigit()):
-        return int(reference) == record.id
-    return reference == record.handle
+def _refers_to(reference: object, record: Credential) -> bool:
+    if isinstance(reference, bool):
+        return False
+    if isinstance(reference, int):
+        return reference == record.id
+    if isinstance(reference, str):
+        if is_id_text(reference):
+            return len(reference) <= 19 and int(reference) == record.id
+        return reference == record.handle
+    return False
 
 
 class BindingStore:
@@ -73,17 +84,40 @@ class BindingStore:
                 )
         return Binding(flow, tenant, unique, now)
 
+    def delete(self, flow: str, tenant: str) -> bool:
+        """Unregister ``flow`` in ``tenant``; False when it was not registered."""
+        with write_transaction(self._engine) as conn:
+            result = conn.execute(
+                delete(bindings).where(bindings.c.flow == flow, bindings.c.tenant == tenant)
+            )
+        return bool(result.rowcount)
+
+    def get(self, flow: str, tenant: str) -> Binding | None:
+        found = [b for b in self.list(tenant) if b.flow == flow]
+        return found[0] if found else None
+
     def list(self, tenant: str | None = None) -> builtins.list[Binding]:
+        with read_connection(self._engine) as conn:
+            return self.list_in(conn, tenant)
+
+    @staticmethod
+    def list_in(conn: Any, tenant: str | None = None) -> builtins.list[Binding]:
+        """:meth:`list` on an open connection (inside a delete's write transaction)."""
         query = select(bindings).order_by(bindings.c.tenant, bindings.c.flow)
         if tenant is not None:
             query = query.where(bindings.c.tenant == tenant)
-        with read_connection(self._engine) as conn:
-            rows = conn.execute(query).mappings().all()
+        rows = conn.execute(query).mappings().all()
         result = []
         for row in rows:
             updated = as_utc(row["updated_at"])
             assert updated is not None
-            result.append(Binding(row["flow"], row["tenant"], json.loads(row["refs"]), updated))
+            try:
+                refs = json.loads(row["refs"])
+            except ValueError:
+                refs = []
+            if not isinstance(refs, builtins.list):
+                refs = []
+            result.append(Binding(row["flow"], row["tenant"], refs, updated))
         return result
 
     def connections(self, records: Sequence[Credential]) -> dict[int, int]:
@@ -100,9 +134,7 @@ class BindingStore:
                     counts[record.id] += 1
         return counts
 
-    def flows_using(self, record: Credential) -> builtins.list[str]:
-        return [
-            b.flow
-            for b in self.list(record.tenant)
-            if any(_refers_to(ref, record) for ref in b.references)
-        ]
+    def flows_using(self, record: Credential, conn: Any = None) -> builtins.list[str]:
+        """Flows of the credential's tenant that reference it (on ``conn`` when given)."""
+        found = self.list(record.tenant) if conn is None else self.list_in(conn, record.tenant)
+        return [b.flow for b in found if any(_refers_to(ref, record) for ref in b.references)]

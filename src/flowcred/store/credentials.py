@@ -7,7 +7,8 @@ state or the new one (DESIGN §5, invariant 4):
 * rotate inserts version ``max + 1`` and moves ``current_version`` with a check-and-set on the
   version the caller saw: of two concurrent rotations from the same version one wins and the other
   gets :class:`~flowcred.errors.VersionConflict`, never a silently lost update;
-* rollback moves ``current_version`` back to a version still kept;
+* rollback re-seals a kept version's secret as version ``max + 1`` and makes it current, so
+  history is append-only and version numbers only grow;
 * delete removes the row and every version.
 
 Each version is sealed with associated data binding it to tenant + credential id + version, so a
@@ -136,6 +137,29 @@ class CredentialStore:
             raise translate_db_error(exc, "reading a credential") from None
         return self._record(row) if row is not None else None
 
+    def existing(
+        self, tenant: str, ids: Sequence[int], handles: Sequence[str]
+    ) -> tuple[set[int], set[str]]:
+        """Which of ``ids`` and ``handles`` name credentials of ``tenant`` (any environment)."""
+        found_ids: set[int] = set()
+        found_handles: set[str] = set()
+        try:
+            with read_connection(self._engine) as conn:
+                if ids:
+                    query = select(credentials.c.id).where(
+                        credentials.c.tenant == tenant, credentials.c.id.in_(sorted(set(ids)))
+                    )
+                    found_ids = {int(i) for (i,) in conn.execute(query).all()}
+                if handles:
+                    query = select(credentials.c.handle).where(
+                        credentials.c.tenant == tenant,
+                        credentials.c.handle.in_(sorted(set(handles))),
+                    )
+                    found_handles = {str(h) for (h,) in conn.execute(query).all()}
+        except DBAPIError as exc:
+            raise translate_db_error(exc, "reading credentials") from None
+        return found_ids, found_handles
+
     def list(
         self,
         *,
@@ -205,19 +229,7 @@ class CredentialStore:
         if row is None:
             raise CredentialNotFound(credential_id)
         tenant, ver, ciphertext, wrapped_key = row
-        wrapped = bytes(wrapped_key)
-        try:
-            kek_version = KekRing.kek_version_of(wrapped)
-        except DecryptionFailed:
-            kek_version = -1
-        return open_sealed(
-            bytes(ciphertext),
-            wrapped,
-            ring=self._ring_for(kek_version),
-            aad=secret_aad(tenant, credential_id, ver),
-            credential_id=credential_id,
-            version=ver,
-        )
+        return self._open(tenant, credential_id, ver, ciphertext, wrapped_key)
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -381,21 +393,29 @@ class CredentialStore:
         expected_version: int | None = None,
         on_write: OnWrite | None = None,
     ) -> Credential:
-        """Make a kept older version current again (no re-encryption: it is bound to its number)."""
+        """Restore a kept older version's secret as a NEW version, which becomes current.
+
+        History stays append-only and version numbers only grow (as in Vault KV): the old
+        version's payload is opened and sealed again under a fresh data key with the new version's
+        associated data (a ciphertext is bound to its version number, so it cannot simply be
+        copied). Retention then prunes as after a rotation. A kept version that fails to open
+        (tampered) raises DecryptionFailed and nothing changes.
+        """
         now = self._clock.now()
+        ring = self._ring()
         try:
             with write_transaction(self._engine) as conn:
                 row = self._locked_row(conn, credential_id)
                 current = row["current_version"]
                 if expected_version is not None and expected_version != current:
                     raise VersionConflict(credential_id, expected_version, current)
-                exists = conn.execute(
-                    select(secret_versions.c.version).where(
+                kept = conn.execute(
+                    select(secret_versions.c.ciphertext, secret_versions.c.wrapped_key).where(
                         secret_versions.c.credential_id == credential_id,
                         secret_versions.c.version == version,
                     )
                 ).first()
-                if exists is None:
+                if kept is None:
                     raise InvalidCredential(
                         [
                             FieldProblem(
@@ -403,14 +423,44 @@ class CredentialStore:
                             )
                         ]
                     )
-                self._move_current(conn, credential_id, current, version, now)
+                payload = self._open(row["tenant"], credential_id, version, kept[0], kept[1])
+                newest = conn.execute(
+                    select(func.max(secret_versions.c.version)).where(
+                        secret_versions.c.credential_id == credential_id
+                    )
+                ).scalar_one()
+                new_version = int(newest or 0) + 1
+                self._insert_version(
+                    conn, ring, row["tenant"], credential_id, new_version, payload, now
+                )
+                self._move_current(conn, credential_id, current, new_version, now)
+                self._prune(conn, credential_id, new_version)
                 record = self._fresh(conn, credential_id)
                 if on_write is not None:
                     on_write(conn, record)
                 record_change(conn, "credential", credential_id, now)
+        except IntegrityError:
+            raise VersionConflict(credential_id, expected_version, None) from None
         except DBAPIError as exc:
             raise translate_db_error(exc, "rolling back a credential") from None
         return record
+
+    def _open(
+        self, tenant: str, credential_id: int, version: int, ciphertext: Any, wrapped_key: Any
+    ) -> bytes:
+        wrapped = bytes(wrapped_key)
+        try:
+            kek_version = KekRing.kek_version_of(wrapped)
+        except DecryptionFailed:
+            kek_version = -1
+        return open_sealed(
+            bytes(ciphertext),
+            wrapped,
+            ring=self._ring_for(kek_version),
+            aad=secret_aad(tenant, credential_id, version),
+            credential_id=credential_id,
+            version=version,
+        )
 
     def update(
         self,
@@ -487,11 +537,24 @@ class CredentialStore:
         self._move_current(conn, credential_id, current, new_version, now)
         self._prune(conn, credential_id, new_version)
 
-    def delete(self, credential_id: int, *, on_write: OnWrite | None = None) -> Credential:
-        """Delete the row and every version; returns the record as it was."""
+    def delete(
+        self,
+        credential_id: int,
+        *,
+        on_write: OnWrite | None = None,
+        guard: OnWrite | None = None,
+    ) -> Credential:
+        """Delete the row and every version; returns the record as it was.
+
+        ``guard`` runs inside the write transaction before anything is deleted and may raise to
+        refuse (delete protection reads the bindings there, so the check and the delete see the
+        same state).
+        """
         try:
             with write_transaction(self._engine) as conn:
                 record = self._fresh_or_missing(conn, credential_id)
+                if guard is not None:
+                    guard(conn, record)
                 conn.execute(
                     delete(secret_versions).where(secret_versions.c.credential_id == credential_id)
                 )

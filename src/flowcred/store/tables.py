@@ -56,6 +56,9 @@ credentials = Table(
     Column("expires_at", DateTime(timezone=True), nullable=True),
     Column("current_version", Integer, nullable=False),
     UniqueConstraint("tenant", "environment", "handle", name="uq_credentials_handle"),
+    # Ids are never reused (DESIGN §5, invariant 4): without AUTOINCREMENT SQLite would hand the
+    # id of a deleted newest credential to the next one. PostgreSQL sequences never go back.
+    sqlite_autoincrement=True,
 )
 Index("ix_credentials_tenant_type", credentials.c.tenant, credentials.c.type)
 
@@ -131,4 +134,19 @@ changes = Table(
     Column("object_id", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     sqlite_autoincrement=True,
+)
+
+# Subkeys of retired key-encryption keys (``flowcred keys retire``): the HKDF-derived audit-chain
+# and checkpoint MAC keys of ``kek_version``, each wrapped (like a data key) by the KEK named in
+# ``wrapped_by``, so audit events MAC'd under a KEK removed from the key file stay verifiable.
+# ``purpose`` is the HKDF info label. Re-wrapped by every ``keys rotate``.
+retained_subkeys = Table(
+    "retained_subkeys",
+    metadata,
+    Column("kek_version", Integer, ForeignKey("kek_versions.version"), nullable=False),
+    Column("purpose", String(64), nullable=False),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("wrapped_by", Integer, ForeignKey("kek_versions.version"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("kek_version", "purpose", name="pk_retained_subkeys"),
 )

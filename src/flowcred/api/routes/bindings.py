@@ -1,22 +1,28 @@
-"""``/api/bindings``: register which credentials a flow references (its connections)."""
+"""``/api/bindings``: register which credentials a flow references (its connections).
+
+The rules (references must name credentials of the tenant, a platform key must say which tenant,
+every change audited) are the broker's (:class:`flowcred.flow_bindings.Bindings`); this module only
+maps HTTP onto it.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from flowcred.api.deps import Editor, deny_tenant, get_broker
+from flowcred.api.deps import Caller, Editor, deny_tenant
 from flowcred.api.routing import ApiRoute
 from flowcred.api.schemas import ERROR_RESPONSES, MAX_ID
-from flowcred.audit.events import FLOW
+from flowcred.errors import FieldProblem, InvalidCredential
 
 router = APIRouter(
     prefix="/api/bindings", tags=["bindings"], responses=ERROR_RESPONSES, route_class=ApiRoute
 )
 
 FlowName = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._:/-]+$")]
+TenantQuery = Annotated[str | None, Query(max_length=128)]
 
 
 class BindingsPut(BaseModel):
@@ -38,32 +44,52 @@ class BindingPublic(BaseModel):
     updatedAt: str
 
 
-@router.put("/{flow}", response_model=BindingPublic)
-def put_bindings(
-    flow: FlowName, body: BindingsPut, request: Request, caller: Editor
-) -> BindingPublic:
-    """Register ``flow``'s references; each referencing flow counts as a connection."""
-    tenant = body.tenantId or (caller.key.tenant if not caller.platform else "default")
+def _tenant(caller: Caller, request: Request, *given: str | None) -> str:
+    """The tenant a binding call acts in: the one named, else the key's; a platform key (tenant
+    ``*``) must name one (422 otherwise)."""
+    named = [t for t in given if t is not None]
+    if len(set(named)) > 1:
+        raise InvalidCredential([FieldProblem("tenantId", "query and body name different tenants")])
+    if named:
+        tenant = named[0]
+    elif caller.platform:
+        raise InvalidCredential(
+            [FieldProblem("tenantId", "a platform key must say which tenant (tenantId)")]
+        )
+    else:
+        tenant = caller.key.tenant
     if not caller.owns(tenant):
         deny_tenant(caller, request, tenant)
-    broker = get_broker(request)
-    binding = broker.bindings.put(flow, tenant, body.references)
-    broker.audit_event(
-        caller.view.access,
-        FLOW,
-        "bindings_registered",
-        "success",
-        tenant=tenant,
-        resource_type="flow",
-        resource_id=flow,
-        details={"references": [str(r) for r in binding.references]},
-    )
-    data = binding.to_dict()
-    return BindingPublic(**data)
+    return tenant
+
+
+@router.put("/{flow}", response_model=BindingPublic)
+def put_bindings(
+    flow: FlowName,
+    body: BindingsPut,
+    request: Request,
+    caller: Editor,
+    tenantId: TenantQuery = None,
+) -> BindingPublic:
+    """Register ``flow``'s references; each referencing flow counts as a connection. Unknown
+    references → 422 naming them."""
+    tenant = _tenant(caller, request, body.tenantId, tenantId)
+    binding = caller.view.bindings.set(flow, body.references, tenant=tenant)
+    return BindingPublic(**binding.to_dict())
+
+
+@router.delete("/{flow}", status_code=204)
+def delete_bindings(
+    flow: FlowName, request: Request, caller: Editor, tenantId: TenantQuery = None
+) -> Response:
+    """Unregister ``flow`` (idempotent: 204 whether or not it was registered)."""
+    tenant = _tenant(caller, request, tenantId)
+    caller.view.bindings.delete(flow, tenant=tenant)
+    return Response(status_code=204)
 
 
 @router.get("", response_model=list[BindingPublic])
-def list_bindings(request: Request, caller: Editor) -> list[BindingPublic]:
+def list_bindings(caller: Editor) -> list[BindingPublic]:
     """Registered flows and their references (this key's tenant, or all for a platform key)."""
-    items = get_broker(request).bindings.list(caller.tenant_filter())
+    items = caller.view.bindings.list(tenant=caller.tenant_filter())
     return [BindingPublic(**b.to_dict()) for b in items]

@@ -28,7 +28,7 @@ from flowcred.api.schemas import (
     VersionPublic,
 )
 from flowcred.catalog import CredentialFamily
-from flowcred.errors import ConflictError, FieldProblem, InvalidCredential
+from flowcred.errors import FieldProblem, InvalidCredential
 from flowcred.records import Credential
 from flowcred.runtime.live_test import describe, http_check
 from flowcred.store.credentials import UNSET
@@ -41,7 +41,6 @@ router = APIRouter(
 )
 
 # Ids are database integers: anything outside 1..2**63-1 can name no credential.
-CredentialId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 MAX_PAGE = 500
 
@@ -319,29 +318,16 @@ def rollback_secret(
 
 @router.delete("/{credential_id}", status_code=204)
 def delete_credential(
-    credential_id: CredentialId,
-    request: Request,
+    target: CredentialRef,
     caller: Admin,
     force: bool = False,
 ) -> Response:
-    """Delete; 409 while flows reference it, unless ``force=true``."""
-    broker = get_broker(request)
-    record = broker.record_for(credential_id)
-    if record is not None and caller.owns(record.tenant) and not force:
-        flows = broker.bindings.flows_using(record)
-        if flows:
-            raise _InUse(credential_id, flows)
-    caller.view.credentials.delete(credential_id, tenant=caller.tenant_filter())
+    """Delete; 409 naming the flows while flows reference it, unless ``force=true`` (the broker's
+    rule, the same for the CLI and the Python API)."""
+    caller.view.credentials.delete(
+        target.ref, tenant=target.scope(caller), environment=target.environment, force=force
+    )
     return Response(status_code=204)
-
-
-class _InUse(ConflictError):
-    def __init__(self, credential_id: int, flows: list[str]) -> None:
-        self.credential_id = credential_id
-        super().__init__(
-            f"credential {credential_id} is used by {len(flows)} flow(s) "
-            f"({', '.join(flows[:5])}); delete with force=true to break them"
-        )
 
 
 def _tenant_without_read(caller: Caller, request: Request, target: Target) -> str | None:
