@@ -142,6 +142,25 @@ class Credentials:
     def _failed(self, action: str, exc: FlowcredError, tenant: str | None, ref: Ref | None) -> None:
         self._trail.failure(self._access, action, exc, tenant=tenant, ref=ref)
 
+    def _check(self, method: Any, arguments: Mapping[str, Any], action: str) -> None:
+        """:func:`check_arguments`, audited: a wrongly typed call is a failed call too, and every
+        call leaves one event. Only a tenant and a reference of valid shape go into the event."""
+        try:
+            check_arguments(method, arguments)
+        except InvalidCredential as exc:
+            tenant = arguments.get("tenant")
+            ref = arguments.get("ref")
+            self._failed(
+                action,
+                exc,
+                tenant if isinstance(tenant, str) and TENANT_RE.match(tenant) else None,
+                ref
+                if (isinstance(ref, int) and not isinstance(ref, bool))
+                or (isinstance(ref, str) and HANDLE_RE.match(ref))
+                else None,
+            )
+            raise
+
     def _expiry_problem(self, expires_at: object) -> FieldProblem | None:
         """A problem when ``expires_at`` is already past (by the store's clock, which is the one
         that marks credentials expired), so a credential is never stored dead on arrival."""
@@ -183,7 +202,7 @@ class Credentials:
 
         Raises InvalidCredential (with ``problems``), UnknownCredentialType, HandleConflict.
         """
-        check_arguments(Credentials.create, locals())
+        self._check(Credentials.create, locals(), "created")
         try:
             return self._create(
                 name=name,
@@ -277,7 +296,7 @@ class Credentials:
         self, ref: Ref, *, tenant: str | None = None, environment: str = DEFAULT_ENVIRONMENT
     ) -> Credential:
         """Metadata of one credential (with the last-used time seen by this process)."""
-        check_arguments(Credentials.get, locals())
+        self._check(Credentials.get, locals(), "viewed")
         try:
             found = self._with_last_used(self._find(ref, tenant, environment))
         except FlowcredError as exc:
@@ -290,7 +309,7 @@ class Credentials:
         self, ref: Ref, *, tenant: str | None = None, environment: str = DEFAULT_ENVIRONMENT
     ) -> tuple[Credential, builtins.list[SecretVersion]]:
         """Metadata and the kept versions in one call (one audit event)."""
-        check_arguments(Credentials.describe, locals())
+        self._check(Credentials.describe, locals(), "viewed")
         try:
             found = self._with_last_used(self._find(ref, tenant, environment))
             versions = self._store.versions(found.id)
@@ -321,7 +340,7 @@ class Credentials:
         limit: int | None = None,
     ) -> builtins.list[Credential]:
         """Credentials in id order; filters combine; ``after_id`` + ``limit`` paginate."""
-        check_arguments(Credentials.list, locals())
+        self._check(Credentials.list, locals(), "listed")
         try:
             records = self._list(tenant, environment, type, family, status, after_id, limit)
         except FlowcredError as exc:
@@ -398,7 +417,7 @@ class Credentials:
         so it cannot have the stored secret sent to a server of its choosing.
         Raises InvalidCredential listing every problem, VersionConflict if a rotation raced.
         """
-        check_arguments(Credentials.update, locals())
+        self._check(Credentials.update, locals(), "updated")
         try:
             found = self._find(ref, tenant, environment)
             ctype = self._catalog.get(found.type)
@@ -498,7 +517,7 @@ class Credentials:
         it, two concurrent rotations still never lose an update silently: the later one to commit
         gets VersionConflict.
         """
-        check_arguments(Credentials.rotate, locals())
+        self._check(Credentials.rotate, locals(), "rotated")
         try:
             found = self._find(ref, tenant, environment)
             ctype = self._catalog.get(found.type)
@@ -547,7 +566,7 @@ class Credentials:
         ``current_version`` is that new number. Audited with ``from_version`` (current before),
         ``restored_version`` (whose secret was restored) and ``version`` (the new one).
         """
-        check_arguments(Credentials.rollback, locals())
+        self._check(Credentials.rollback, locals(), "rolled_back")
         try:
             found = self._find(ref, tenant, environment)
             expected = expected_version if expected_version is not None else found.current_version
@@ -585,7 +604,7 @@ class Credentials:
         bound credential says so in its audit event (``forced``, ``flows``). The check runs in the
         delete's own transaction.
         """
-        check_arguments(Credentials.delete, locals())
+        self._check(Credentials.delete, locals(), "deleted")
         bindings = self._bindings
         broken: builtins.list[str] = []
 
@@ -618,7 +637,7 @@ class Credentials:
         self, ref: Ref, *, tenant: str | None = None, environment: str = DEFAULT_ENVIRONMENT
     ) -> builtins.list[SecretVersion]:
         """The kept versions of the secret, newest first (metadata only)."""
-        check_arguments(Credentials.versions, locals())
+        self._check(Credentials.versions, locals(), "viewed")
         return self.describe(ref, tenant=tenant, environment=environment)[1]
 
 

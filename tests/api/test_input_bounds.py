@@ -87,4 +87,4 @@ def test_binding_references_are_bounded_strict_integers(api_env: Any) -> None:
             headers=api_env.admin(),
         )
         assert r.status_code == 422, (ref, r.status_code, r.text)
-    assert api_env.broker.bindings.list("acme") == []
+    assert api_env.broker.bindings.list(tenant="acme") == []
