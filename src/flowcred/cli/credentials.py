@@ -339,13 +339,16 @@ def rollback(
     env: EnvOpt = "default",
     as_json: JsonOpt = False,
 ) -> None:
-    """Make a kept older version current again."""
+    """Restore a kept older version's secret as a new version (history stays append-only)."""
     with open_cli_broker() as broker:
         record = broker.credentials.rollback(ref, version, tenant=tenant, environment=env)
     if as_json:
         show_record(record, as_json=True)
     else:
-        console.print(f"credential {record.id}: version {record.current_version} is current")
+        console.print(
+            f"rolled back credential {record.id}: version {version}'s secret is now "
+            f"version {record.current_version}"
+        )
 
 
 @app.command("delete")
