@@ -342,21 +342,7 @@ class CredentialStore:
         ring = self._ring()
         try:
             with write_transaction(self._engine) as conn:
-                row = self._locked_row(conn, credential_id)
-                current = row["current_version"]
-                if expected_version is not None and expected_version != current:
-                    raise VersionConflict(credential_id, expected_version, current)
-                newest = conn.execute(
-                    select(func.max(secret_versions.c.version)).where(
-                        secret_versions.c.credential_id == credential_id
-                    )
-                ).scalar_one()
-                new_version = int(newest or 0) + 1
-                self._insert_version(
-                    conn, ring, row["tenant"], credential_id, new_version, secret, now
-                )
-                self._move_current(conn, credential_id, current, new_version, now)
-                self._prune(conn, credential_id, new_version)
+                self._rotate_in(conn, ring, credential_id, secret, expected_version, now)
                 record = self._fresh(conn, credential_id)
                 if on_write is not None:
                     on_write(conn, record)
@@ -424,17 +410,9 @@ class CredentialStore:
                         ]
                     )
                 payload = self._open(row["tenant"], credential_id, version, kept[0], kept[1])
-                newest = conn.execute(
-                    select(func.max(secret_versions.c.version)).where(
-                        secret_versions.c.credential_id == credential_id
-                    )
-                ).scalar_one()
-                new_version = int(newest or 0) + 1
-                self._insert_version(
-                    conn, ring, row["tenant"], credential_id, new_version, payload, now
+                self._append_version(
+                    conn, ring, row["tenant"], credential_id, payload, current, now
                 )
-                self._move_current(conn, credential_id, current, new_version, now)
-                self._prune(conn, credential_id, new_version)
                 record = self._fresh(conn, credential_id)
                 if on_write is not None:
                     on_write(conn, record)
@@ -527,13 +505,27 @@ class CredentialStore:
         current = row["current_version"]
         if expected_version is not None and expected_version != current:
             raise VersionConflict(credential_id, expected_version, current)
+        self._append_version(conn, ring, row["tenant"], credential_id, secret, current, now)
+
+    def _append_version(
+        self,
+        conn: Any,
+        ring: KekRing,
+        tenant: str,
+        credential_id: int,
+        secret: bytes,
+        current: int,
+        now: datetime,
+    ) -> None:
+        """Seal ``secret`` as version max+1, make it current and prune: numbers only grow, so a
+        rollback and a rotation both append (history is never rewritten)."""
         newest = conn.execute(
             select(func.max(secret_versions.c.version)).where(
                 secret_versions.c.credential_id == credential_id
             )
         ).scalar_one()
         new_version = int(newest or 0) + 1
-        self._insert_version(conn, ring, row["tenant"], credential_id, new_version, secret, now)
+        self._insert_version(conn, ring, tenant, credential_id, new_version, secret, now)
         self._move_current(conn, credential_id, current, new_version, now)
         self._prune(conn, credential_id, new_version)
 
