@@ -133,6 +133,24 @@ class Credentials:
                 register(value)
         return payload
 
+    def _valid_secret(
+        self,
+        ctype: CredentialType,
+        secret: Mapping[str, Any] | None,
+        secret_value: str | None,
+        problems: builtins.list[FieldProblem],
+    ) -> dict[str, Any] | None:
+        """The secret of a rotation (or an update that rotates): shape, registration, then
+        meaning, as :meth:`_secret_payload`; problems are added to ``problems``."""
+        payload = self._secret_payload(ctype, secret, secret_value, problems)
+        if payload is None:
+            return None
+        try:
+            return ctype.validate_secret(payload)
+        except InvalidCredential as exc:
+            problems.extend(exc.problems)
+            return payload
+
     def _pin(self, clean_secret: Mapping[str, Any]) -> None:
         """Pin the values of a secret that was just stored, as the resolve path registers them."""
         pin = self._registry.pin
@@ -448,12 +466,7 @@ class Credentials:
                 problems.append(expiry_problem)
             payload = None
             if secret is not None or secret_value is not None:
-                payload = self._secret_payload(ctype, secret, secret_value, problems)
-                if payload is not None:
-                    try:
-                        payload = ctype.validate_secret(payload)
-                    except InvalidCredential as exc:
-                        problems.extend(exc.problems)
+                payload = self._valid_secret(ctype, secret, secret_value, problems)
             moved = _moved_destinations(ctype, found.config, new_config)
             with error_context(credential_id=found.id):
                 if problems:
@@ -522,12 +535,7 @@ class Credentials:
             found = self._find(ref, tenant, environment)
             ctype = self._catalog.get(found.type)
             problems: builtins.list[FieldProblem] = []
-            payload = self._secret_payload(ctype, secret, secret_value, problems)
-            if payload is not None:
-                try:
-                    payload = ctype.validate_secret(payload)
-                except InvalidCredential as exc:
-                    problems.extend(exc.problems)
+            payload = self._valid_secret(ctype, secret, secret_value, problems)
             if problems:
                 raise InvalidCredential(problems, type_name=ctype.name)
             expected = expected_version if expected_version is not None else found.current_version
