@@ -9,40 +9,32 @@ from __future__ import annotations
 import builtins
 import json
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from flowcred.argument_checks import check_arguments
-from flowcred.audit import Access
-from flowcred.audit.trail import AuditTrail
-from flowcred.catalog import Catalog, CredentialType
+from flowcred.catalog import CredentialType
 from flowcred.catalog.secret_shape import check_secret_shape
+from flowcred.credential_reads import CredentialReads
 from flowcred.errors import (
     AccessDenied,
     CredentialInUse,
-    CredentialNotFound,
     FieldProblem,
     FlowcredError,
     InvalidCredential,
     error_context,
 )
-from flowcred.records import Credential, SecretVersion
-from flowcred.redaction import SecretRegistry
+from flowcred.records import Credential
 from flowcred.references import (
     CONTROL_CHARS_RE,
     DEFAULT_ENVIRONMENT,
     DEFAULT_TENANT,
     HANDLE_RE,
-    MAX_ID,
     TENANT_RE,
     handle_candidates,
-    parse_ref,
     slugify,
 )
-from flowcred.runtime.provider import Ref, Resolver, secret_text
-from flowcred.store.bindings import BindingStore
-from flowcred.store.credentials import UNSET, CredentialStore, as_utc
+from flowcred.runtime.provider import Ref, secret_text
+from flowcred.store.credentials import UNSET, as_utc
 
 MAX_NAME_LENGTH = 256
 
@@ -58,7 +50,7 @@ def _name_problem(name: object) -> str | None:
     return None
 
 
-class Credentials:
+class Credentials(CredentialReads):
     """Create, read, change and delete credentials. Returned records never carry a secret.
 
     ``ref`` is an int id or a handle; handles are looked up in ``tenant`` + ``environment``. When
@@ -66,45 +58,6 @@ class Credentials:
     access denied). Every call leaves exactly one audit event with this object's actor, whatever
     its outcome; changes commit together with their event.
     """
-
-    def __init__(
-        self,
-        store: CredentialStore,
-        catalog: Catalog,
-        resolver: Resolver,
-        trail: AuditTrail,
-        access: Access,
-        registry: SecretRegistry,
-        *,
-        bindings: BindingStore | None = None,
-    ) -> None:
-        self._bindings = bindings
-        self._store = store
-        self._catalog = catalog
-        self._resolver = resolver
-        self._trail = trail
-        self._access = access
-        self._registry = registry
-
-    # -- helpers ---------------------------------------------------------------------------
-
-    def _find(self, ref: Ref, tenant: str | None, environment: str) -> Credential:
-        parsed = parse_ref(ref)  # ASCII digits are an id; ``²`` is a (missing) handle
-        if isinstance(parsed, int):
-            if not 0 < parsed <= MAX_ID:
-                raise CredentialNotFound(ref, tenant)
-            found = self._store.get(parsed)
-            if found is None:
-                raise CredentialNotFound(ref, tenant)
-            if tenant is not None and found.tenant != tenant:
-                exc = CredentialNotFound(ref, tenant)
-                exc.foreign = True  # type: ignore[attr-defined]
-                raise exc
-            return found
-        found = self._store.find_handle(tenant or DEFAULT_TENANT, environment, parsed)
-        if found is None:
-            raise CredentialNotFound(ref, tenant)
-        return found
 
     def _secret_payload(
         self,
@@ -156,28 +109,6 @@ class Credentials:
         pin = self._registry.pin
         for value in clean_secret.values():
             pin(secret_text(value))
-
-    def _failed(self, action: str, exc: FlowcredError, tenant: str | None, ref: Ref | None) -> None:
-        self._trail.failure(self._access, action, exc, tenant=tenant, ref=ref)
-
-    def _check(self, method: Any, arguments: Mapping[str, Any], action: str) -> None:
-        """:func:`check_arguments`, audited: a wrongly typed call is a failed call too, and every
-        call leaves one event. Only a tenant and a reference of valid shape go into the event."""
-        try:
-            check_arguments(method, arguments)
-        except InvalidCredential as exc:
-            tenant = arguments.get("tenant")
-            ref = arguments.get("ref")
-            self._failed(
-                action,
-                exc,
-                tenant if isinstance(tenant, str) and TENANT_RE.match(tenant) else None,
-                ref
-                if (isinstance(ref, int) and not isinstance(ref, bool))
-                or (isinstance(ref, str) and HANDLE_RE.match(ref))
-                else None,
-            )
-            raise
 
     def _expiry_problem(self, expires_at: object) -> FieldProblem | None:
         """A problem when ``expires_at`` is already past (by the store's clock, which is the one
@@ -309,109 +240,6 @@ class Credentials:
         self._pin(clean_secret)
         self._resolver.invalidate(record.id)
         return record
-
-    def get(
-        self, ref: Ref, *, tenant: str | None = None, environment: str = DEFAULT_ENVIRONMENT
-    ) -> Credential:
-        """Metadata of one credential (with the last-used time seen by this process)."""
-        self._check(Credentials.get, locals(), "viewed")
-        try:
-            found = self._with_last_used(self._find(ref, tenant, environment))
-        except FlowcredError as exc:
-            self._failed("viewed", exc, tenant, ref)
-            raise
-        self._trail.credential_read(self._access, "viewed", found, tenant=found.tenant)
-        return found
-
-    def describe(
-        self, ref: Ref, *, tenant: str | None = None, environment: str = DEFAULT_ENVIRONMENT
-    ) -> tuple[Credential, builtins.list[SecretVersion]]:
-        """Metadata and the kept versions in one call (one audit event)."""
-        self._check(Credentials.describe, locals(), "viewed")
-        try:
-            found = self._with_last_used(self._find(ref, tenant, environment))
-            versions = self._store.versions(found.id)
-        except FlowcredError as exc:
-            self._failed("viewed", exc, tenant, ref)
-            raise
-        self._trail.credential_read(
-            self._access, "viewed", found, tenant=found.tenant, details={"versions": True}
-        )
-        return found, versions
-
-    def _with_last_used(self, found: Credential) -> Credential:
-        """The record with the newer of its stored last-used time and this process's."""
-        seen = self._resolver.last_used.seen(found.id)
-        if seen is not None and (found.last_used_at is None or seen > found.last_used_at):
-            return replace(found, last_used_at=seen)
-        return found
-
-    def list(
-        self,
-        *,
-        tenant: str | None = None,
-        environment: str | None = None,
-        type: str | None = None,
-        family: str | None = None,
-        status: str | None = None,
-        after_id: int | None = None,
-        limit: int | None = None,
-    ) -> builtins.list[Credential]:
-        """Credentials in id order; filters combine; ``after_id`` + ``limit`` paginate."""
-        self._check(Credentials.list, locals(), "listed")
-        try:
-            records = self._list(tenant, environment, type, family, status, after_id, limit)
-        except FlowcredError as exc:
-            self._failed("listed", exc, tenant, None)
-            raise
-        filters = {
-            k: v
-            for k, v in {
-                "environment": environment,
-                "type": type,
-                "family": family,
-                "status": status,
-            }.items()
-            if v is not None
-        }
-        self._trail.record(
-            self._access,
-            "credential",
-            "listed",
-            "success",
-            tenant=tenant,
-            resource_type="credential",
-            details={"count": len(records), **filters},
-        )
-        return records
-
-    def _list(
-        self,
-        tenant: str | None,
-        environment: str | None,
-        type_name: str | None,
-        family: str | None,
-        status: str | None,
-        after_id: int | None,
-        limit: int | None,
-    ) -> builtins.list[Credential]:
-        type_names: builtins.list[str] | None = None
-        if type_name is not None:
-            type_names = [self._catalog.get(type_name).name]
-        if family is not None:
-            in_family = [t.name for t in self._catalog.by_family(family)]  # type: ignore[arg-type]
-            type_names = [t for t in (type_names or in_family) if t in in_family] or ["\x00none"]
-        records = self._store.list(
-            tenant=tenant,
-            environment=environment,
-            type_names=type_names,
-            after_id=after_id,
-            limit=limit if status is None else None,
-        )
-        records = [self._with_last_used(r) for r in records]
-        if status is not None:
-            records = [r for r in records if r.status == status][: limit or None]
-        return records
 
     def update(
         self,
@@ -640,13 +468,6 @@ class Credentials:
         after()
         self._resolver.invalidate(found.id)
         return record
-
-    def versions(
-        self, ref: Ref, *, tenant: str | None = None, environment: str = DEFAULT_ENVIRONMENT
-    ) -> builtins.list[SecretVersion]:
-        """The kept versions of the secret, newest first (metadata only)."""
-        self._check(Credentials.versions, locals(), "viewed")
-        return self.describe(ref, tenant=tenant, environment=environment)[1]
 
 
 def _moved_destinations(
