@@ -112,8 +112,6 @@ class ApiKeyStore:
         last_used_interval: float = LAST_USED_INTERVAL_SECONDS,
         changes: ChangeSource | None = None,
     ) -> None:
-        self._engine = engine
-        self._clock = clock
         self.engine = engine
         self.clock = clock
         self._cache_ttl = cache_ttl
@@ -177,7 +175,7 @@ class ApiKeyStore:
     def _stored_row(self, key_id: str) -> RowMapping | None:
         """The database row of ``key_id`` (configured keys are not in the database)."""
         try:
-            with read_connection(self._engine) as conn:
+            with read_connection(self.engine) as conn:
                 return (
                     conn.execute(select(api_keys).where(api_keys.c.id == key_id)).mappings().first()
                 )
@@ -195,7 +193,7 @@ class ApiKeyStore:
         if not include_revoked:
             query = query.where(api_keys.c.revoked_at.is_(None))
         try:
-            with read_connection(self._engine) as conn:
+            with read_connection(self.engine) as conn:
                 rows = conn.execute(query).mappings().all()
         except DBAPIError as exc:
             raise translate_db_error(exc, "listing API keys") from None
@@ -210,7 +208,7 @@ class ApiKeyStore:
     def count_stored(self) -> int:
         """Rows in ``api_keys``, revoked and expired included."""
         try:
-            with read_connection(self._engine) as conn:
+            with read_connection(self.engine) as conn:
                 return int(conn.execute(select(func.count()).select_from(api_keys)).scalar_one())
         except DBAPIError as exc:
             raise translate_db_error(exc, "counting API keys") from None
@@ -278,10 +276,10 @@ class ApiKeyStore:
         :class:`InvalidCredential` naming every bad field.
         """
         validate_key_fields(role=role, tenant=tenant, name=name)
-        now = self._clock.now()
+        now = self.clock.now()
         expiry = self._resolve_expiry(expires_at, now)
         try:
-            with write_transaction(self._engine) as conn:
+            with write_transaction(self.engine) as conn:
                 return self.insert_key(
                     conn, role=role, tenant=tenant, name=name, expires_at=expiry, now=now
                 )
@@ -302,7 +300,7 @@ class ApiKeyStore:
 
     def _locked_row(self, conn: Any, key_id: str) -> RowMapping:
         query = select(api_keys).where(api_keys.c.id == key_id)
-        if not is_sqlite(self._engine):
+        if not is_sqlite(self.engine):
             query = query.with_for_update()
         row = conn.execute(query).mappings().first()
         if row is None:
@@ -317,9 +315,9 @@ class ApiKeyStore:
         so (remove it from the configuration instead).
         """
         self._refuse_configured(key_id, "revoked")
-        now = self._clock.now()
+        now = self.clock.now()
         try:
-            with write_transaction(self._engine) as conn:
+            with write_transaction(self.engine) as conn:
                 row = self._locked_row(conn, key_id)
                 key = self._record(row)
                 if key.revoked_at is None:
@@ -350,11 +348,11 @@ class ApiKeyStore:
         self._refuse_configured(key_id, "rotated")
         if grace_seconds < 0:
             raise InvalidCredential([FieldProblem("grace_seconds", "must not be negative")])
-        now = self._clock.now()
+        now = self.clock.now()
         expiry = self._resolve_expiry(expires_at, now)
         old_until = now + timedelta(seconds=grace_seconds)
         try:
-            with write_transaction(self._engine) as conn:
+            with write_transaction(self.engine) as conn:
                 old = self._record(self._locked_row(conn, key_id))
                 if not old.usable(now):
                     raise InvalidCredential(
@@ -410,10 +408,10 @@ class ApiKeyStore:
         Anything else raises ``AccessDenied("invalid API key")`` — one message for every case.
         Records the use (see :meth:`record_use`); a failure to record it does not deny access.
         """
-        now = self._clock.now()
+        now = self.clock.now()
         # Always hash (bounded, so a megabyte header costs no more than a key).
         digest = hash_key(raw_key[: MAX_RAW_KEY_LENGTH + 1]) if isinstance(raw_key, str) else ""
-        mono = self._clock.monotonic()
+        mono = self.clock.monotonic()
         with self._lock:
             cached = self._cache.get(digest) if digest else None
         changes = self._changes
@@ -455,20 +453,20 @@ class ApiKeyStore:
         The UPDATE also skips rows written within the interval by another process. Configured
         keys have no row; their last use is kept in memory.
         """
-        mono = self._clock.monotonic()
+        mono = self.clock.monotonic()
         with self._lock:
             last = self._last_write.get(key_id)
             if last is not None and mono - last < self._last_used_interval:
                 return
             # Claimed before writing: a failing database is not retried on every request.
             self._last_write[key_id] = mono
-        now = self._clock.now()
+        now = self.clock.now()
         if key_id in self._bootstrap:
             self._bootstrap_used[key_id] = now
             return
         cutoff = now - timedelta(seconds=self._last_used_interval)
         try:
-            with write_transaction(self._engine) as conn:
+            with write_transaction(self.engine) as conn:
                 conn.execute(
                     update(api_keys)
                     .where(
