@@ -209,14 +209,7 @@ class Broker:
                 progress=progress,
             )
         except FlowcredError as exc:
-            self._trail.record(
-                self.access,
-                KEK,
-                "rotated",
-                "failure",
-                resource_type=KEK,
-                details={"error": type(exc).__name__, "message": str(exc)},
-            )
+            self._kek_failure("rotated", exc)
             raise
         self._rings.replace(ring)
         self._resolver.clear()
@@ -231,6 +224,17 @@ class Broker:
         )
         return result
 
+    def _kek_failure(self, action: str, exc: FlowcredError) -> None:
+        """The failure event of a key operation (the message names versions, never a key)."""
+        self._trail.record(
+            self.access,
+            KEK,
+            action,
+            "failure",
+            resource_type=KEK,
+            details={"error": type(exc).__name__, "message": str(exc)},
+        )
+
     def retire_keys(self, versions: list[int] | None = None) -> kek_versions.RetireResult:
         """Remove older KEKs from the key source once no data key needs them (audited).
 
@@ -242,14 +246,7 @@ class Broker:
                 self.engine, self.key_source, self.clock, versions=versions
             )
         except FlowcredError as exc:
-            self._trail.record(
-                self.access,
-                KEK,
-                "retired",
-                "failure",
-                resource_type=KEK,
-                details={"error": type(exc).__name__, "message": str(exc)},
-            )
+            self._kek_failure("retired", exc)
             raise
         self._rings.replace(ring)
         self._trail.record(
