@@ -215,11 +215,45 @@ class AccessDenied(FlowcredError):
 
 
 class TokenRefreshFailed(FlowcredError):
-    """Raised when an OAuth token cannot be obtained or refreshed."""
+    """Raised when an OAuth token cannot be obtained or refreshed.
+
+    ``oauth_error`` is the RFC 6749 error code the token endpoint answered (``invalid_grant``,
+    ``invalid_client``, ...), when it answered one; its ``error_description`` is never copied,
+    since providers echo input there. ``permanent`` is true when retrying cannot help (the grant
+    or the client was refused); ``reauthorize`` when a person must authorise the credential
+    again. ``status_code`` is the endpoint's HTTP status, if a response came.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        oauth_error: str | None = None,
+        permanent: bool = False,
+        reauthorize: bool = False,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.oauth_error = oauth_error
+        self.permanent = permanent
+        self.reauthorize = reauthorize
+        self.status_code = status_code
 
 
 class CircuitOpen(FlowcredError):
-    """Raised while calls to a failing endpoint are paused by the circuit breaker."""
+    """Raised while calls to a failing endpoint are paused by the circuit breaker.
+
+    ``endpoint`` is the endpoint's origin and path (never a query string); ``retry_in`` the
+    seconds until the breaker lets one probe through.
+    """
+
+    def __init__(self, endpoint: str, retry_in: float) -> None:
+        super().__init__(
+            f"calls to {endpoint} are paused after repeated failures; "
+            f"the next attempt is allowed in {max(retry_in, 0.0):.0f} s"
+        )
+        self.endpoint = endpoint
+        self.retry_in = retry_in
 
 
 @contextmanager

@@ -57,6 +57,31 @@ class FlowcredSettings(BaseSettings):
     # true makes all three answer 401 without a valid X-API-Key (any role).
     docs_require_key: bool = False
 
+    # OAuth token lifecycle (runtime/token_manager.py). A resolve hands out an access token valid
+    # for at least the margin; inside the stale window before the margin it answers at once and
+    # starts one background refresh. The window is capped at half of (issue -> margin).
+    oauth_refresh_margin_seconds: float = Field(default=60.0, ge=0, le=3600)
+    oauth_stale_window_seconds: float = Field(default=300.0, ge=0, le=86400)
+    # A refresh lease lapses after this many seconds, so a process killed mid-refresh does not
+    # block the credential for longer (it must exceed the token request timeout).
+    oauth_lease_seconds: float = Field(default=30.0, ge=0.1, le=600)
+    oauth_request_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Transient token-endpoint failures: attempts in all, first delay doubling up to the cap,
+    # with jitter (Flowker: 5 attempts, 1/2/4/8 s).
+    oauth_retry_attempts: int = Field(default=5, ge=1, le=20)
+    oauth_retry_base_seconds: float = Field(default=1.0, ge=0, le=60)
+    oauth_retry_max_seconds: float = Field(default=8.0, ge=0, le=600)
+    # One circuit breaker per token endpoint (Flowker: open after 5 consecutive failures,
+    # half-open after 30 s, one probe).
+    oauth_breaker_failures: int = Field(default=5, ge=1, le=1000)
+    oauth_breaker_reset_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # The externally visible base URL of this service (behind a proxy): the OAuth callback is
+    # {public_url}/api/oauth/callback. Empty: http://{host}:{port}.
+    public_url: str | None = None
+    # Where the OAuth callback sends the browser after success or failure (query: credential,
+    # status); empty: the callback answers JSON.
+    oauth_done_url: str | None = None
+
     host: str = "127.0.0.1"
     port: int = Field(default=8700, ge=1, le=65535)
     log_level: str = "INFO"
