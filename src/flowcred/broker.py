@@ -36,7 +36,7 @@ from flowcred.references import DEFAULT_ENVIRONMENT, DEFAULT_TENANT, MAX_ID, slu
 from flowcred.runtime.invalidation import ChangeWatcher
 from flowcred.runtime.provider import CredentialProvider, Resolver
 from flowcred.settings import FlowcredSettings, load_settings
-from flowcred.store import kek_versions, migrate
+from flowcred.store import kek_retire, kek_versions, migrate
 from flowcred.store.api_keys import (
     ADMIN_KEY_FILE,
     ApiKeyStore,
@@ -235,14 +235,14 @@ class Broker:
             details={"error": type(exc).__name__, "message": str(exc)},
         )
 
-    def retire_keys(self, versions: list[int] | None = None) -> kek_versions.RetireResult:
+    def retire_keys(self, versions: list[int] | None = None) -> kek_retire.RetireResult:
         """Remove older KEKs from the key source once no data key needs them (audited).
 
         Audit events under a retired version stay verifiable: its derived audit subkeys are kept,
-        wrapped by the primary KEK (see :func:`flowcred.store.kek_versions.retire_keks`).
+        wrapped by the primary KEK (see :func:`flowcred.store.kek_retire.retire_keks`).
         """
         try:
-            ring, result = kek_versions.retire_keks(
+            ring, result = kek_retire.retire_keks(
                 self.engine, self.key_source, self.clock, versions=versions
             )
         except FlowcredError as exc:

@@ -16,13 +16,8 @@ A crash between 1 and 2 leaves a key in the source that the database does not kn
 registers it instead of making another. A crash inside 2 leaves some rows under the old key, which
 stays in the ring until the next run finishes the job. Secret ciphertexts are never touched.
 
-Retirement (:func:`retire_keks`, ``flowcred keys retire``) removes older KEKs from the key file
-once no data key is wrapped by them. Audit events are MAC'd under a key derived from the KEK of
-their ``key_version`` and are append-only, so they cannot be re-keyed; instead the two derived
-subkeys of a retired version (audit chain, checkpoint) are kept in ``retained_subkeys``, wrapped
-by the primary KEK like data keys (and re-wrapped by every rotation). They let verification go on;
-they open no secret (they are MAC keys, one-way from the KEK). The primary version and a version
-that data keys still need are never retired.
+Retirement of older KEKs (``flowcred keys retire``) lives in :mod:`flowcred.store.kek_retire`;
+the subkeys it keeps (``retained_subkeys``) are re-wrapped here by every rotation.
 """
 
 from __future__ import annotations
@@ -53,9 +48,7 @@ from flowcred.crypto.chain_mac import AUDIT_KEY_INFO, CHECKPOINT_INFO
 from flowcred.errors import (
     ConfigurationError,
     ConflictError,
-    FieldProblem,
     FlowcredError,
-    InvalidCredential,
     KeyUnavailable,
 )
 from flowcred.store.engine import (
@@ -369,120 +362,6 @@ def _rewrap_retained(engine: Engine, ring: KekRing) -> None:
                 )
                 .values(wrapped_key=ring.rewrap(bytes(wrapped), aad), wrapped_by=primary)
             )
-
-
-@dataclass(frozen=True)
-class RetireResult:
-    """What a ``keys retire`` run did: versions retired, and whether their keys left the source."""
-
-    retired: tuple[int, ...]
-    removed_from_source: bool
-    source_description: str
-
-
-def retire_keks(
-    engine: Engine, source: KeySource, clock: Clock, *, versions: list[int] | None = None
-) -> tuple[KekRing, RetireResult]:
-    """Remove older KEK versions from the key source once no data key needs them.
-
-    ``versions`` None retires every older version whose key the source still holds. Refused
-    (nothing changed) for the primary version, an unknown version, a version that still wraps
-    data keys (run ``keys rotate`` to finish re-wrapping first), or a version whose key the
-    source no longer holds and whose audit subkeys were never kept. The audit subkeys are stored
-    (wrapped by the primary KEK) before the key leaves the source, so a crash in between leaves a
-    key still in the file and a re-run finishes the job.
-    """
-    with rotation_lock(engine):
-        registered = registered_versions(engine)
-        if not registered:
-            raise ConfigurationError("the database has no key yet; run 'flowcred init' first")
-        primary = max(registered)
-        ring = open_ring(engine, source, clock)
-        if versions is None:
-            targets = sorted(v for v in ring.versions if v != primary)
-        else:
-            targets = sorted(set(versions))
-        for version in targets:
-            if version not in registered:
-                raise InvalidCredential(
-                    [FieldProblem("version", f"key version {version} is not registered")]
-                )
-            if version == primary:
-                raise ConflictError(
-                    f"key version {version} is the primary key: every new secret is sealed with "
-                    f"it; run 'flowcred keys rotate' first, then retire the older version"
-                )
-        with read_connection(engine) as conn:
-            still: dict[int, int] = {
-                int(v): int(n)
-                for v, n in conn.execute(
-                    select(secret_versions.c.kek_version, func.count())
-                    .where(secret_versions.c.kek_version.in_(targets))
-                    .group_by(secret_versions.c.kek_version)
-                ).all()
-            }
-        if still:
-            needed = ", ".join(
-                f"version {v} wraps {n} data key(s)" for v, n in sorted(still.items())
-            )
-            raise ConflictError(
-                f"cannot retire: {needed}; run 'flowcred keys rotate' to re-wrap them first"
-            )
-        for version in targets:
-            if version not in ring.versions and version not in ring.retained_versions:
-                raise KeyUnavailable(
-                    f"key version {version} is not in {source.description} and its audit keys "
-                    f"were not kept; restore the key before retiring it, or audit events under "
-                    f"it could no longer be verified"
-                )
-        _keep_subkeys(engine, ring, [v for v in targets if v in ring.versions], clock)
-        removed = _remove_from_source(source, ring, [v for v in targets if v in ring.versions])
-        if targets:
-            with write_transaction(engine) as conn:
-                conn.execute(
-                    update(kek_versions)
-                    .where(kek_versions.c.version.in_(targets), kek_versions.c.retired_at.is_(None))
-                    .values(retired_at=clock.now())
-                )
-        ring = open_ring(engine, source, clock) if removed else _with_retained(engine, ring)
-    return ring, RetireResult(tuple(targets), removed, source.description)
-
-
-def _keep_subkeys(engine: Engine, ring: KekRing, targets: list[int], clock: Clock) -> None:
-    if not targets:
-        return
-    now = clock.now()
-    with write_transaction(engine) as conn:
-        kept = {
-            (int(v), str(p))
-            for v, p in conn.execute(
-                select(retained_subkeys.c.kek_version, retained_subkeys.c.purpose)
-            ).all()
-        }
-        for version in targets:
-            for purpose in RETAINED_PURPOSES:
-                if (version, purpose.decode()) in kept:
-                    continue
-                subkey = ring.derive_key(version, purpose)
-                conn.execute(
-                    insert(retained_subkeys).values(
-                        kek_version=version,
-                        purpose=purpose.decode(),
-                        wrapped_key=ring.wrap(subkey, _retained_aad(version, purpose)),
-                        wrapped_by=ring.primary_version,
-                        created_at=now,
-                    )
-                )
-
-
-def _remove_from_source(source: KeySource, ring: KekRing, targets: list[int]) -> bool:
-    """Remove the keys of ``targets`` from ``source``; False if the source cannot be written."""
-    remove = getattr(source, "remove_keys", None)
-    if remove is None:
-        return False
-    if targets:
-        remove([ring.fingerprint_of(v) for v in targets])
-    return True
 
 
 class RingHolder:
