@@ -21,18 +21,13 @@ before an invalidation is not stored.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
-import threading
 from collections.abc import Callable
-from datetime import datetime
 from time import monotonic
 from types import MappingProxyType
 from typing import Any
 
-from flowcred.audit.events import Access, PendingEvent
-from flowcred.audit.trail import AuditTrail
 from flowcred.catalog import Catalog, CredentialType, place
 from flowcred.clock import Clock, SystemClock
 from flowcred.crypto import KekRing, open_sealed, secret_aad
@@ -46,6 +41,7 @@ from flowcred.errors import (
 from flowcred.redaction import Secret, SecretRegistry
 from flowcred.references import is_id_text, parse_ref
 from flowcred.runtime.invalidation import ChangeWatcher
+from flowcred.runtime.last_used import LastUsedTracker
 from flowcred.runtime.material import CredentialMaterial
 from flowcred.store.change_feed import Change
 from flowcred.store.credentials import HANDLE_SQL, RESOLVE_SQL, CredentialStore, as_utc
@@ -53,57 +49,6 @@ from flowcred.store.engine import HotReader
 
 Ref = int | str
 _MAX_ID = 2**63 - 1  # ids are signed 64-bit database integers
-
-
-class LastUsedTracker:
-    """Collects last-used times in memory and writes them in batches from a background thread."""
-
-    def __init__(self, store: CredentialStore, interval: float) -> None:
-        self._store = store
-        self._interval = interval
-        self._seen: dict[int, datetime] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def touch(self, credential_id: int, when: datetime) -> None:
-        self._seen[credential_id] = when
-        if self._thread is None:
-            self._start()
-
-    def seen(self, credential_id: int) -> datetime | None:
-        """The last use noted here and not yet written (``None`` if none)."""
-        return self._seen.get(credential_id)
-
-    def _start(self) -> None:
-        with self._lock:
-            if self._thread is not None or self._stop.is_set():
-                return
-            self._thread = threading.Thread(
-                target=self._run, name="flowcred-last-used", daemon=True
-            )
-            self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.flush()
-
-    def flush(self) -> None:
-        """Write what was collected; on failure keep it for the next attempt."""
-        seen, self._seen = self._seen, {}
-        if not seen:
-            return
-        try:
-            self._store.record_last_used(seen)
-        except FlowcredError:
-            for cid, when in seen.items():
-                self._seen.setdefault(cid, when)
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self.flush()
 
 
 class Resolver:
@@ -363,127 +308,8 @@ def _wrap(values: dict[str, str], register: Callable[[str], None]) -> MappingPro
 _EMPTY: MappingProxyType[str, Secret] = MappingProxyType({})
 
 
-class CredentialProvider:
-    """Resolves references for one tenant (and, for handles, one environment).
+# Re-exported: the provider and the last-used tracker live in their own modules since the
+# split, and ``from flowcred.runtime.provider import CredentialProvider`` keeps working.
+from flowcred.runtime.credential_provider import CredentialProvider  # noqa: E402
 
-    A reference is an int credential id or a handle. Another tenant's id is answered exactly like
-    an unknown one: :class:`~flowcred.errors.CredentialNotFound`. Every call is audited with the
-    provider's actor and the given ``execution_id`` *before* any material is handed out: if the
-    event cannot be written, the call fails and returns nothing (fail closed).
-
-    >>> provider = broker.provider(tenant="acme")                  # doctest: +SKIP
-    >>> provider.get_password(12, execution_id="run-42")           # doctest: +SKIP
-    'xoxb-...'
-    """
-
-    def __init__(
-        self,
-        resolver: Resolver,
-        trail: AuditTrail,
-        access: Access,
-        tenant: str,
-        environment: str,
-    ) -> None:
-        self._resolver = resolver
-        self._trail = trail
-        self._access = access
-        self.tenant = tenant
-        self.environment = environment
-
-    def __repr__(self) -> str:
-        return f"CredentialProvider(tenant={self.tenant!r}, environment={self.environment!r})"
-
-    def _material(self, ref: Ref, action: str, execution_id: str | None) -> CredentialMaterial:
-        try:
-            material = self._resolver.resolve(ref, self.tenant, self.environment)
-        except FlowcredError as exc:
-            self._trail.failure(
-                self._access, action, exc, tenant=self.tenant, ref=ref, execution_id=execution_id
-            )
-            raise
-        self._trail.recorder.record(self._read_event(material, action, execution_id))
-        return material
-
-    def _read_event(
-        self, material: CredentialMaterial, action: str, execution_id: str | None
-    ) -> PendingEvent:
-        return self._trail.read_event(
-            self._access,
-            action,
-            material.credential_id,
-            self.tenant,
-            execution_id,
-            {"version": material.version},
-        )
-
-    def resolve(self, ref: Ref, *, execution_id: str | None = None) -> CredentialMaterial:
-        """Material for ``ref``. Raises CredentialNotFound, CredentialExpired, DecryptionFailed,
-        AuditWriteFailed."""
-        return self._material(ref, "resolved", execution_id)
-
-    async def _amaterial(
-        self, ref: Ref, action: str, execution_id: str | None
-    ) -> CredentialMaterial:
-        try:
-            material = self._resolver.cached(ref, self.tenant, self.environment)
-        except FlowcredError:
-            material = None  # The blocking path raises it again and records the failure.
-        if material is None:
-            # A miss reads the database: the whole blocking call, its event included, runs in a
-            # worker thread, which finishes (and records the event) even if the caller is
-            # cancelled meanwhile.
-            return await asyncio.to_thread(self._material, ref, action, execution_id)
-        await self._trail.recorder.arecord(self._read_event(material, action, execution_id))
-        return material
-
-    async def aresolve(self, ref: Ref, *, execution_id: str | None = None) -> CredentialMaterial:
-        """Async twin of :meth:`resolve`. A cached credential is resolved on the event loop and
-        its audit event joins the next group commit without blocking the loop; a cache miss
-        reads in a worker thread."""
-        return await self._amaterial(ref, "resolved", execution_id)
-
-    def test(
-        self, ref: Ref, check: Callable[[CredentialMaterial], tuple[bool, dict[str, Any]]]
-    ) -> tuple[bool, dict[str, Any]]:
-        """Run a live test of ``ref``: ``check`` gets the material and says (ok, details).
-
-        The material stays inside this call. One ``tested`` event records the real outcome
-        (success or failure, with ``details``); if the event cannot be written the test fails.
-        """
-        try:
-            material = self._resolver.resolve(ref, self.tenant, self.environment)
-        except FlowcredError as exc:
-            self._trail.failure(self._access, "tested", exc, tenant=self.tenant, ref=ref)
-            raise
-        try:
-            ok, details = check(material)
-        except FlowcredError as exc:
-            # Nothing could be tested (e.g. no test endpoint): still this call's one event.
-            self._trail.failure(self._access, "tested", exc, tenant=self.tenant, ref=ref)
-            raise
-        self._trail.record(
-            self._access,
-            "credential",
-            "tested",
-            "success" if ok else "failure",
-            tenant=self.tenant,
-            resource_type="credential",
-            resource_id=material.credential_id,
-            details={"version": material.version, **details},
-        )
-        return ok, details
-
-    def get_password(self, credential_id: Ref, *, execution_id: str | None = None) -> str:
-        """The decrypted secret as Flow Studio stores it.
-
-        Single-secret types give the one secret (a Slack ``xoxb-`` token, an SMTP password, the
-        FCM service-account JSON text); composite types give their JSON object text
-        (Twilio ``{"accountSid": ..., "authToken": ...}``).
-        """
-        material = self._material(credential_id, "password_read", execution_id)
-        return self._resolver.secret_value(material)
-
-    async def aget_password(self, credential_id: Ref, *, execution_id: str | None = None) -> str:
-        """Async twin of :meth:`get_password`."""
-        material = await self._amaterial(credential_id, "password_read", execution_id)
-        return self._resolver.secret_value(material)
+__all__ = ["CredentialProvider", "LastUsedTracker", "Ref", "Resolver", "secret_text"]
