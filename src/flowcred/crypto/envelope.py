@@ -26,12 +26,44 @@ from flowcred.crypto._aead import _AeadError
 from flowcred.crypto.kek_ring import KekRing
 from flowcred.errors import DecryptionFailed
 
-__all__ = ["FORMAT_VERSION", "SealedSecret", "open_sealed", "rewrap_key", "seal", "secret_aad"]
+__all__ = [
+    "FORMAT_VERSION",
+    "SealedSecret",
+    "open_sealed",
+    "rewrap_key",
+    "seal",
+    "secret_aad",
+    "token_aad",
+]
 
 FORMAT_VERSION = 1
 _FORMAT_BYTE = bytes((FORMAT_VERSION,))
 _SECRET_AAD_PREFIX = b"flowcred-secret\x00"
 _AAD_LABEL = b"flowcred/secret/v1\x00"
+_TOKEN_AAD_LABEL = b"flowcred/token/v1\x00"
+
+
+def token_aad(tenant: str, credential_id: int, generation: int) -> bytes:
+    """The associated data of a credential's sealed OAuth tokens (``store/oauth_tokens.py``).
+
+    Encoded like :func:`secret_aad` under its own label, with the token generation in place of
+    the secret version: a token blob cannot be opened as a secret version (or as another
+    generation), and no secret version as tokens.
+    """
+    return _aad(_TOKEN_AAD_LABEL, tenant, credential_id, generation)
+
+
+def _aad(label: bytes, tenant: str, credential_id: int, number: int) -> bytes:
+    raw = tenant.encode()
+    return b"".join(
+        (
+            label,
+            len(raw).to_bytes(4, "big"),
+            raw,
+            credential_id.to_bytes(8, "big", signed=True),
+            number.to_bytes(8, "big", signed=True),
+        )
+    )
 
 
 def secret_aad(tenant: str, credential_id: int, version: int) -> bytes:

@@ -33,7 +33,7 @@ from flowcred.store.kek_versions import (
     registered_versions,
     rotation_lock,
 )
-from flowcred.store.tables import kek_versions, retained_subkeys, secret_versions
+from flowcred.store.tables import kek_versions, oauth_tokens, retained_subkeys, secret_versions
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,12 @@ def retire_keks(
                     .group_by(secret_versions.c.kek_version)
                 ).all()
             }
+            for v, n in conn.execute(
+                select(oauth_tokens.c.kek_version, func.count())
+                .where(oauth_tokens.c.kek_version.in_(targets))
+                .group_by(oauth_tokens.c.kek_version)
+            ).all():
+                still[int(v)] = still.get(int(v), 0) + int(n)
         if still:
             needed = ", ".join(
                 f"version {v} wraps {n} data key(s)" for v, n in sorted(still.items())

@@ -58,7 +58,14 @@ from flowcred.store.engine import (
     translate_db_error,
     write_transaction,
 )
-from flowcred.store.tables import credentials, kek_versions, retained_subkeys, secret_versions
+from flowcred.store.oauth_tokens import rewrap_tokens
+from flowcred.store.tables import (
+    credentials,
+    kek_versions,
+    oauth_tokens,
+    retained_subkeys,
+    secret_versions,
+)
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -147,6 +154,14 @@ def _check_needed_versions(engine: Engine, ring: KekRing, source: KeySource) -> 
         needed |= {
             int(v) for (v,) in conn.execute(select(retained_subkeys.c.wrapped_by).distinct()).all()
         }
+        needed |= {
+            int(v)
+            for (v,) in conn.execute(
+                select(oauth_tokens.c.kek_version)
+                .where(oauth_tokens.c.kek_version.is_not(None))
+                .distinct()
+            ).all()
+        }
     missing = sorted(needed - set(ring.versions))
     if missing:
         raise KeyUnavailable(
@@ -165,14 +180,22 @@ class RotationResult:
 
 
 def pending_rewraps(engine: Engine, primary_version: int) -> int:
+    """Data keys (secret versions and sealed OAuth tokens) not yet under the primary KEK."""
     with read_connection(engine) as conn:
-        return int(
-            conn.execute(
-                select(func.count())
-                .select_from(secret_versions)
-                .where(secret_versions.c.kek_version != primary_version)
-            ).scalar_one()
-        )
+        secrets = conn.execute(
+            select(func.count())
+            .select_from(secret_versions)
+            .where(secret_versions.c.kek_version != primary_version)
+        ).scalar_one()
+        tokens = conn.execute(
+            select(func.count())
+            .select_from(oauth_tokens)
+            .where(
+                oauth_tokens.c.kek_version.is_not(None),
+                oauth_tokens.c.kek_version != primary_version,
+            )
+        ).scalar_one()
+    return int(secrets) + int(tokens)
 
 
 def rotate_kek(
@@ -334,6 +357,11 @@ def _rewrap_all(
                 ]
                 conn.execute(stmt, params)
             done += len(rows)
+            if progress is not None:
+                progress(done, max(total, done))
+        tokens = rewrap_tokens(engine, ring, batch_size=batch_size)
+        if tokens:
+            done += tokens
             if progress is not None:
                 progress(done, max(total, done))
     except DBAPIError as exc:

@@ -150,3 +150,36 @@ retained_subkeys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("kek_version", "purpose", name="pk_retained_subkeys"),
 )
+
+# OAuth tokens (store/oauth_tokens.py): one row per OAuth credential, apart from its secret
+# versions, so a refresh is neither a rotation nor a new version and a rollback of the client
+# secret leaves the tokens alone. ``ciphertext``/``wrapped_key`` seal the whole token set under
+# ``token_aad(tenant, id, generation)``; ``generation`` grows by one with every stored token set
+# and is the fencing value of a refresh. ``lease_owner``/``lease_until`` are the cross-process
+# single-flight lease: a refresh is made only by the lease holder, and persisted only while the
+# generation it started from is still current. No transaction spans the token request.
+oauth_tokens = Table(
+    "oauth_tokens",
+    metadata,
+    Column(
+        "credential_id",
+        Integer,
+        ForeignKey("credentials.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("generation", BigInteger, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=True),
+    Column("wrapped_key", LargeBinary, nullable=True),
+    Column("kek_version", Integer, ForeignKey("kek_versions.version"), nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("last_error", String(64), nullable=True),
+    Column("issued_at", DateTime(timezone=True), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("scopes", Text, nullable=False),
+    Column("refreshed_at", DateTime(timezone=True), nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_oauth_tokens_kek_version", oauth_tokens.c.kek_version)
