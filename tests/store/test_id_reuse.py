@@ -19,7 +19,7 @@ from flowcred.redaction import default_registry
 from flowcred.settings import load_settings
 from flowcred.store import migrate
 from flowcred.store.engine import make_engine, write_transaction
-from flowcred.store.tables import retained_subkeys
+from flowcred.store.tables import oauth_tokens, retained_subkeys
 
 
 def _new(broker: Broker, name: str) -> int:
@@ -64,9 +64,11 @@ def test_migrating_a_database_from_before_0006_keeps_ids_and_stops_reuse(tmp_pat
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "0005")
     assert migrate.current_revision(engine) == "0005"
-    # Today's Broker also reads the table of retired-key subkeys (revision 0007); give the
-    # pre-0006 database a temporary one so the rows below go through the real code paths.
+    # Today's Broker also reads the tables of retired-key subkeys (revision 0007) and OAuth
+    # tokens (0008); give the pre-0006 database temporary ones so the rows below go through the
+    # real code paths.
     retained_subkeys.create(engine)
+    oauth_tokens.create(engine)
     engine.dispose()
 
     old = _broker_on(home, url)
@@ -79,6 +81,7 @@ def test_migrating_a_database_from_before_0006_keeps_ids_and_stops_reuse(tmp_pat
         old._binding_store.put("flow", "default", [one, two])
     assert (one, two, three) == (1, 2, 3)
     engine = make_engine(url)
+    oauth_tokens.drop(engine)
     retained_subkeys.drop(engine)
     engine.dispose()
 
