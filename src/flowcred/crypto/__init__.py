@@ -20,6 +20,7 @@ from flowcred.crypto.envelope import (
     rewrap_key,
     seal,
     secret_aad,
+    state_aad,
 )
 from flowcred.crypto.kek_ring import Kek, KekRing, build_ring, fingerprint, unregistered_keys
 from flowcred.crypto.key_sources import (
@@ -50,5 +51,6 @@ __all__ = [
     "rewrap_key",
     "seal",
     "secret_aad",
+    "state_aad",
     "unregistered_keys",
 ]
