@@ -510,3 +510,36 @@ def test_no_code_verifier_state_or_token_leaks(
     assert len(started) == 1 and started[0]["actor"]["kind"] == "api_key"
     assert [e["details"]["reason"] for e in refused] == ["invalid_state"] * 3
     assert refused[0]["details"]["initiated_by"]["kind"] == "api_key"
+
+
+def test_without_a_wired_exchange_the_callback_refuses_cleanly(api_env: Any) -> None:
+    record = api_env.seed(
+        "acme",
+        type="oauth2",
+        config={
+            "authorization_url": "https://provider.example/authorize",
+            "token_url": "https://provider.example/token",
+            "client_id": "c",
+        },
+        secret={"client_secret": CLIENT_SECRET},
+    )
+    response = api_env.client.get(
+        f"/api/oauth/{record.id}/authorize",
+        headers=api_env.headers("admin"),
+        follow_redirects=False,
+    )
+    assert response.status_code == 302
+    state = _query(response.headers["location"])["state"]
+    done = api_env.client.get("/api/oauth/callback", params={"state": state, "code": CODE})
+    assert done.status_code == 400 and done.json()["reason"] == "not_configured"
+
+
+def test_authorize_refuses_a_type_without_the_authorization_code_grant(api_env: Any) -> None:
+    record = api_env.seed("acme")  # an api_key credential
+    response = api_env.client.get(
+        f"/api/oauth/{record.id}/authorize",
+        headers=api_env.headers("admin"),
+        follow_redirects=False,
+    )
+    assert response.status_code == 422
+    assert "authorization-code" in response.text

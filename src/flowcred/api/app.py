@@ -38,7 +38,7 @@ def create_app(
     """Build the app. Pass ``broker`` to share one already open (it is then not closed here).
 
     ``oauth_flow`` serves ``/api/oauth`` (authorize and the provider's callback); without it
-    those routes answer 503.
+    the broker's default flow does (``runtime.authorization.default_flow``).
 
     ``freeze_heap=True`` is for a process that exists to serve this app (``flowcred serve``):
     once start-up is done, everything alive is moved out of the garbage collector's reach

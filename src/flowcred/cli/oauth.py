@@ -30,6 +30,7 @@ from flowcred.runtime.authorization import (
     AuthorizationFlow,
     AuthorizationRefused,
     CompletedAuthorization,
+    default_flow,
 )
 
 app = typer.Typer(help="Authorize OAuth credentials and show their grants.", no_args_is_help=True)
@@ -49,17 +50,8 @@ class NotAvailable(ConfigurationError):
 
 
 def make_flow(broker: Broker) -> AuthorizationFlow:
-    """The broker's authorization flow: ``broker.oauth_flow`` when the broker provides one
-    (token manager + GrantClient wired), else one that can start but not complete."""
-    flow: AuthorizationFlow | None = getattr(broker, "oauth_flow", None)
-    if flow is not None:
-        return flow
-    tokens = getattr(broker, "tokens", None)
-    return AuthorizationFlow(
-        broker,
-        exchange=None,
-        on_tokens=getattr(tokens, "authorized", None),
-    )
+    """The flow the commands use (:func:`~flowcred.runtime.authorization.default_flow`)."""
+    return default_flow(broker)
 
 
 class _Listener:

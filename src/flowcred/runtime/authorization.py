@@ -59,6 +59,7 @@ __all__ = [
     "CompletedAuthorization",
     "OAuthClient",
     "callback_url",
+    "default_flow",
 ]
 
 CALLBACK_PATH = "/api/oauth/callback"
@@ -558,3 +559,14 @@ class AuthorizationFlow:
             details={"reason": reason, "initiated_by": access.actor.to_dict(), **details},
         )
         raise AuthorizationRefused(reason, message, oauth_error=oauth_error)
+
+
+def default_flow(broker: Any) -> AuthorizationFlow:
+    """The broker's authorization flow: ``broker.oauth_flow`` when the broker provides one
+    (token manager and GrantClient wired by the lead), else one that can start authorizations
+    and refuses to complete them (``not_configured``) until an exchange seam is wired."""
+    flow: AuthorizationFlow | None = getattr(broker, "oauth_flow", None)
+    if flow is not None:
+        return flow
+    tokens = getattr(broker, "tokens", None)
+    return AuthorizationFlow(broker, exchange=None, on_tokens=getattr(tokens, "authorized", None))

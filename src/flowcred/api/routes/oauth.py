@@ -12,7 +12,7 @@
   ``400`` naming the reason, never the code or the state.
 
 The :class:`~flowcred.runtime.authorization.AuthorizationFlow` is ``app.state.oauth_flow``
-(``create_app(..., oauth_flow=...)``).
+(``create_app(..., oauth_flow=...)``), else the broker's default flow.
 """
 
 from __future__ import annotations
@@ -20,14 +20,18 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from flowcred.api.deps import Editor, client_address, get_broker
 from flowcred.api.routes.credentials import CredentialRef
 from flowcred.api.routing import ApiRoute
 from flowcred.api.schemas import ERROR_RESPONSES
-from flowcred.runtime.authorization import AuthorizationFlow, AuthorizationRefused
+from flowcred.runtime.authorization import (
+    AuthorizationFlow,
+    AuthorizationRefused,
+    default_flow,
+)
 
 router = APIRouter(
     prefix="/api/oauth", tags=["oauth"], responses=ERROR_RESPONSES, route_class=ApiRoute
@@ -40,9 +44,10 @@ _Param = Annotated[str | None, Query(max_length=4096, include_in_schema=False)]
 
 
 def _flow(request: Request) -> AuthorizationFlow:
+    """``app.state.oauth_flow``, or the broker's default flow (built once per app)."""
     flow: AuthorizationFlow | None = getattr(request.app.state, "oauth_flow", None)
     if flow is None:
-        raise HTTPException(status_code=503, detail="OAuth authorization is not configured")
+        flow = request.app.state.oauth_flow = default_flow(get_broker(request))
     return flow
 
 
