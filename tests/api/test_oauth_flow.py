@@ -543,3 +543,27 @@ def test_authorize_refuses_a_type_without_the_authorization_code_grant(api_env: 
     )
     assert response.status_code == 422
     assert "authorization-code" in response.text
+
+
+def test_states_are_one_time_on_every_database(any_db_api_env: Any) -> None:
+    env = any_db_api_env
+    record = env.seed(
+        "acme",
+        type="oauth2",
+        config={
+            "authorization_url": "https://provider.example/authorize",
+            "token_url": "https://provider.example/token",
+            "client_id": "c",
+        },
+        secret={"client_secret": CLIENT_SECRET},
+    )
+    response = env.client.get(
+        f"/api/oauth/{record.id}/authorize", headers=env.headers("admin"), follow_redirects=False
+    )
+    state = _query(response.headers["location"])["state"]
+    first = env.client.get("/api/oauth/callback", params={"state": state, "code": CODE})
+    assert first.json()["reason"] == "not_configured"  # consumed, then refused: no exchange
+    again = env.client.get("/api/oauth/callback", params={"state": state, "code": CODE})
+    assert again.status_code == 400 and again.json()["reason"] == "invalid_state"
+    events = [e for e in env.broker.audit.iter_events() if e.event_type == "token"]
+    assert [e.details.get("why") for e in events if e.result == "denied"] == ["replayed"]
