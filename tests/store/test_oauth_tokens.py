@@ -42,7 +42,9 @@ def _credential(broker: Broker, name: str = "m2m") -> int:
 
 def _store(broker: Broker, clock: StepClock) -> TokenStore:
     rings = broker._rings
-    return TokenStore(broker.engine, ring=lambda: rings.current, ring_for=rings.covering, clock=clock)
+    return TokenStore(
+        broker.engine, ring=lambda: rings.current, ring_for=rings.covering, clock=clock
+    )
 
 
 def _tokens(access: str = CANARY_ACCESS, refresh: str | None = CANARY_REFRESH) -> TokenSet:
@@ -87,7 +89,9 @@ def test_a_holder_whose_lease_was_taken_over_cannot_overwrite_the_newer_token(
     assert store.try_lease(cid, fast, 30)
     assert store.persist(cid, "default", _tokens("new-from-fast"), owner=fast, generation=0) == 1
     # The slow holder comes back with what it fetched: fenced out, nothing written.
-    assert store.persist(cid, "default", _tokens("late-from-slow"), owner=slow, generation=0) is None
+    assert (
+        store.persist(cid, "default", _tokens("late-from-slow"), owner=slow, generation=0) is None
+    )
     row = store.read(cid)
     assert row is not None and row.tokens is not None
     assert row.tokens.access_token == "new-from-fast"

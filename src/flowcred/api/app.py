@@ -20,17 +20,25 @@ from flowcred.api.deps import FailedKeyLimiter
 from flowcred.api.docs import install_docs
 from flowcred.api.error_handlers import install_error_handlers
 from flowcred.api.middleware import BodySizeLimit, RequireHttps
-from flowcred.api.routes import audit_events, bindings, credentials, types
+from flowcred.api.routes import audit_events, bindings, credentials, oauth, types
 from flowcred.api.schemas import Health
 from flowcred.broker import Broker, open_broker
 from flowcred.errors import FlowcredError
+from flowcred.runtime.authorization import AuthorizationFlow
 from flowcred.settings import FlowcredSettings
 
 
 def create_app(
-    settings: FlowcredSettings, *, broker: Broker | None = None, freeze_heap: bool = False
+    settings: FlowcredSettings,
+    *,
+    broker: Broker | None = None,
+    freeze_heap: bool = False,
+    oauth_flow: AuthorizationFlow | None = None,
 ) -> FastAPI:
     """Build the app. Pass ``broker`` to share one already open (it is then not closed here).
+
+    ``oauth_flow`` serves ``/api/oauth`` (authorize and the provider's callback); without it
+    the broker's default flow does (``runtime.authorization.default_flow``).
 
     ``freeze_heap=True`` is for a process that exists to serve this app (``flowcred serve``):
     once start-up is done, everything alive is moved out of the garbage collector's reach
@@ -63,6 +71,7 @@ def create_app(
         openapi_url=None,
     )
     app.state.key_limiter = FailedKeyLimiter()
+    app.state.oauth_flow = oauth_flow
     access_log.install()
     if broker is not None:
         app.state.broker = broker
@@ -73,6 +82,7 @@ def create_app(
     app.include_router(types.router)
     app.include_router(bindings.router)
     app.include_router(audit_events.router)
+    app.include_router(oauth.router)
 
     @app.get("/health", tags=["health"], response_model=Health)
     async def health() -> Health:
@@ -101,7 +111,11 @@ def create_app(
     # Outermost last: CORS answers preflights, then HTTPS and size checks run before routing.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     if settings.require_https:
-        app.add_middleware(RequireHttps, trusted_proxies=settings.trusted_proxies)
+        app.add_middleware(
+            RequireHttps,
+            trusted_proxies=settings.trusted_proxies,
+            exempt_paths=(oauth.CALLBACK_PATH,),
+        )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -78,11 +78,17 @@ class RequireHttps:
     """Refuse plain-HTTP requests (403), judging ``X-Forwarded-Proto`` only from trusted proxies.
 
     Health probes are exempt: they reveal nothing and load balancers often probe over HTTP.
+    ``exempt_paths`` are exempt too (exact paths): the OAuth callback, which a provider may be
+    registered to reach over a plain-HTTP loopback address; its code is useless without the
+    PKCE verifier and client secret that never leave the server.
     """
 
-    def __init__(self, app: ASGIApp, trusted_proxies: Sequence[str]) -> None:
+    def __init__(
+        self, app: ASGIApp, trusted_proxies: Sequence[str], exempt_paths: Sequence[str] = ()
+    ) -> None:
         self.app = app
         self.trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
+        self.exempt = frozenset(exempt_paths)
 
     def _trusted(self, host: str | None) -> bool:
         if not host:
@@ -94,7 +100,8 @@ class RequireHttps:
         return any(address in network for network in self.trusted)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path", "").startswith("/health"):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path.startswith("/health") or path in self.exempt:
             await self.app(scope, receive, send)
             return
         scheme = scope.get("scheme", "http")

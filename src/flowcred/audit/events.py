@@ -24,7 +24,9 @@ Result = Literal["success", "failure", "denied"]
 # ([oauth], [api], [bindings]); their names are fixed here so every layer uses the same words.
 CREDENTIAL: Final = "credential"
 KEK: Final = "kek"
-TOKEN: Final = "token"  # authorized, refreshed, refresh_failed, breaker_opened
+TOKEN: Final = (
+    "token"  # authorized, refreshed, refresh_failed, breaker_opened, authorization_started
+)
 API_KEY: Final = "api_key"  # created, revoked, rotated, authentication_failed, access_denied
 FLOW: Final = "flow"  # later: validated, bindings_registered
 
@@ -45,7 +47,9 @@ ACTIONS: Final[Mapping[str, frozenset[str]]] = {
         }
     ),
     KEK: frozenset({"rotated", "retired"}),
-    TOKEN: frozenset({"refreshed", "refresh_failed", "authorized", "breaker_opened"}),
+    TOKEN: frozenset(
+        {"refreshed", "refresh_failed", "authorized", "breaker_opened", "authorization_started"}
+    ),
     API_KEY: frozenset({"created", "revoked", "rotated", "authentication_failed", "access_denied"}),
     FLOW: frozenset({"validated", "bindings_registered", "bindings_deleted"}),
 }

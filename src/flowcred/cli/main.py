@@ -23,7 +23,7 @@ from typer._click.exceptions import BadParameter, NoSuchOption, UsageError
 from typer.core import TyperGroup
 
 from flowcred.broker import Broker
-from flowcred.cli import apikeys, audit, bindings, credentials, keys
+from flowcred.cli import apikeys, audit, bindings, credentials, keys, oauth
 from flowcred.cli.output import console, err_console, visible
 from flowcred.cli.resolve import resolve
 from flowcred.cli.session import open_cli_broker
@@ -136,6 +136,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(audit.app, name="audit")
 app.add_typer(apikeys.app, name="apikeys")
 app.add_typer(bindings.app, name="bindings")
+app.add_typer(oauth.app, name="oauth")
 app.command("resolve")(resolve)
 app.command("types")(types)
 

@@ -20,6 +20,7 @@ from flowcred.crypto.envelope import (
     rewrap_key,
     seal,
     secret_aad,
+    state_aad,
     token_aad,
 )
 from flowcred.crypto.kek_ring import Kek, KekRing, build_ring, fingerprint, unregistered_keys
@@ -51,6 +52,7 @@ __all__ = [
     "rewrap_key",
     "seal",
     "secret_aad",
+    "state_aad",
     "token_aad",
     "unregistered_keys",
 ]

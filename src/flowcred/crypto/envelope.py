@@ -33,6 +33,7 @@ __all__ = [
     "rewrap_key",
     "seal",
     "secret_aad",
+    "state_aad",
     "token_aad",
 ]
 
@@ -66,6 +67,9 @@ def _aad(label: bytes, tenant: str, credential_id: int, number: int) -> bytes:
     )
 
 
+_STATE_AAD_LABEL = b"flowcred/oauth-state/v1\x00"
+
+
 def secret_aad(tenant: str, credential_id: int, version: int) -> bytes:
     """Return the associated data that binds a sealed secret to its row.
 
@@ -85,6 +89,27 @@ def secret_aad(tenant: str, credential_id: int, version: int) -> bytes:
             raw,
             credential_id.to_bytes(8, "big", signed=True),
             version.to_bytes(8, "big", signed=True),
+        )
+    )
+
+
+def state_aad(tenant: str, credential_id: int, state_hash: str) -> bytes:
+    """Return the associated data that binds a sealed OAuth authorization state to its row.
+
+    Same canonical encoding as :func:`secret_aad` under a distinct label, so a pending
+    authorization's sealed PKCE verifier can never be opened as a secret version (or the other
+    way round), nor moved to another state row, credential or tenant.
+    """
+    raw = tenant.encode()
+    digest = state_hash.encode("ascii")
+    return b"".join(
+        (
+            _STATE_AAD_LABEL,
+            len(raw).to_bytes(4, "big"),
+            raw,
+            credential_id.to_bytes(8, "big", signed=True),
+            len(digest).to_bytes(4, "big"),
+            digest,
         )
     )
 

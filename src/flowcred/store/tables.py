@@ -183,3 +183,32 @@ oauth_tokens = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 Index("ix_oauth_tokens_kek_version", oauth_tokens.c.kek_version)
+
+# Pending OAuth authorizations (store/oauth_states.py): one row per ``authorize`` not yet
+# completed. ``state_hash`` is the hex SHA-256 of the random state sent to the provider (the
+# state itself is never stored). The PKCE verifier and OIDC nonce are sealed like a secret
+# version (``ciphertext`` / ``wrapped_key`` under ``kek_version``), bound by ``state_aad`` to
+# tenant, credential and state hash. ``consumed_at`` is set once, by an atomic update.
+oauth_states = Table(
+    "oauth_states",
+    metadata,
+    Column("state_hash", String(64), primary_key=True, autoincrement=False),
+    Column(
+        "credential_id",
+        Integer,
+        ForeignKey("credentials.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("tenant", String(128), nullable=False),
+    Column("actor_kind", String(16), nullable=False),
+    Column("actor_id", String(128), nullable=False),
+    Column("actor_name", String(256), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("kek_version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("consumed_at", DateTime(timezone=True), nullable=True),
+)
+Index("ix_oauth_states_expires_at", oauth_states.c.expires_at)
