@@ -171,6 +171,16 @@ def test_hang_fault_times_out_the_client(authz_server: AuthzServer) -> None:
         )
 
 
+def test_fixed_delay_slows_every_request(authz_server: AuthzServer) -> None:
+    authz_server.register_client("svc", "pw")
+    authz_server.delay = 1.0
+    data = {"grant_type": "client_credentials"}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(authz_server.token_url, data=data, auth=("svc", "pw"), timeout=0.2)
+    authz_server.delay = 0.0
+    assert httpx.post(authz_server.token_url, data=data, auth=("svc", "pw")).status_code == 200
+
+
 def test_counts_per_grant_and_reset(authz_server: AuthzServer) -> None:
     authz_server.register_client("svc", "pw", auth_method="client_secret_post")
     data = {"grant_type": "client_credentials", "client_id": "svc", "client_secret": "pw"}
