@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.oauth_support.fixtures import authz_server, oidc_provider  # noqa: F401  (fixtures)
 
 from flowcred.broker import Broker, open_broker
 from flowcred.settings import load_settings
