@@ -7,6 +7,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _token_endpoint import ScriptedEndpoint, endpoint  # noqa: E402
+from _token_endpoint import ScriptedEndpoint, endpoint
 
 __all__ = ["ScriptedEndpoint", "endpoint"]

@@ -330,9 +330,7 @@ def test_discovery_cached_for_an_hour(
     assert len(endpoint.gets("/.well-known/openid-configuration")) == 2
 
 
-def test_discovery_refuses_another_issuer(
-    endpoint: ScriptedEndpoint, grants: GrantClient
-) -> None:
+def test_discovery_refuses_another_issuer(endpoint: ScriptedEndpoint, grants: GrantClient) -> None:
     discovery(endpoint, issuer="https://evil.example")
     with pytest.raises(TokenRefreshFailed, match="another issuer"):
         grants.endpoints(OAuthSpec(grant="client_credentials"), {"issuer": endpoint.base})

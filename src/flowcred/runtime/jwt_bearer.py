@@ -16,7 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from authlib.oauth2.rfc7523.assertion import private_key_jwt_sign, sign_jwt_bearer_assertion
+from authlib.oauth2.rfc7523.assertion import (  # type: ignore[import-untyped]
+    private_key_jwt_sign,
+    sign_jwt_bearer_assertion,
+)
 from joserfc.jwk import ECKey, RSAKey
 
 from flowcred.errors import FieldProblem, InvalidCredential
@@ -56,7 +59,9 @@ def cache_clear() -> None:
         _hits = 0
 
 
-def load_private_key(pem: str, key_id: str | None = None, *, field: str = "private_key") -> PrivateKey:
+def load_private_key(
+    pem: str, key_id: str | None = None, *, field: str = "private_key"
+) -> PrivateKey:
     """The parsed RSA or EC private key for ``pem``, from the cache when seen before.
 
     Raises ``InvalidCredential`` naming ``field`` (never the value) when the PEM is unusable.

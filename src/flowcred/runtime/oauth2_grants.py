@@ -322,9 +322,7 @@ class GrantClient:
     ) -> dict[str, str]:
         method = client.auth_method
         if method in ("client_secret_basic", "client_secret_post") and not client.client_secret:
-            raise InvalidCredential(
-                [FieldProblem("client_secret", f"is required for {method}")]
-            )
+            raise InvalidCredential([FieldProblem("client_secret", f"is required for {method}")])
         if method == "client_secret_basic":
             assert client.client_secret is not None
             pair = f"{quote_plus(client.client_id)}:{quote_plus(client.client_secret)}"
@@ -404,7 +402,9 @@ class GrantClient:
     def _get_json(self, url: str) -> Mapping[str, Any]:
         """GET a JSON object (discovery, JWKS) through the breaker and retry policy."""
         name = endpoint_key(url)
-        response = self._send(url, lambda: self._http.get(url, headers={"Accept": "application/json"}))
+        response = self._send(
+            url, lambda: self._http.get(url, headers={"Accept": "application/json"})
+        )
         body = _json_object(response)
         if response.status_code != 200 or body is None:
             raise TokenRefreshFailed(
@@ -435,7 +435,7 @@ class GrantClient:
             breaker.record_success()
             return response
 
-        def classify(exc: BaseException) -> float | None | Literal[False]:
+        def classify(exc: BaseException) -> float | Literal[False] | None:
             return exc.retry_after if isinstance(exc, _Transient) else False
 
         try:

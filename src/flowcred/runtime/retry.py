@@ -24,7 +24,7 @@ from flowcred.errors import CircuitOpen, ConfigurationError, InvalidCredential
 
 T = TypeVar("T")
 
-RetryAfter = Callable[[BaseException], "float | None | Literal[False]"]
+RetryAfter = Callable[[BaseException], "float | Literal[False] | None"]
 
 _NEVER_RETRIED: tuple[type[BaseException], ...] = (
     CircuitOpen,
@@ -46,7 +46,7 @@ class RetryPolicy:
 
     def delay(self, retry_number: int) -> float:
         """Backoff before retry ``retry_number`` (0-based), before jitter."""
-        return min(self.base_delay * (2**retry_number), self.max_delay)
+        return float(min(self.base_delay * (2**retry_number), self.max_delay))
 
     def run(self, fn: Callable[[], T], *, retry_after: RetryAfter) -> T:
         """``fn()``, retried as the module docstring describes."""
@@ -63,7 +63,7 @@ class RetryPolicy:
                 if hint is None:
                     wait = self.delay(attempt)
                     if self.jitter:
-                        wait = random.uniform(wait / 2, wait)  # noqa: S311 (not security)
+                        wait = random.uniform(wait / 2, wait)
                 else:
                     wait = min(max(float(hint), 0.0), self.max_delay)
                 self.sleep(wait)
