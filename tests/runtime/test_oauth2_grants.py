@@ -4,6 +4,7 @@ error classification, retries, breaker, discovery, and no secret in any message.
 from __future__ import annotations
 
 import base64
+import threading
 from email.utils import format_datetime
 from urllib.parse import unquote_plus
 
@@ -357,3 +358,32 @@ def test_templates_and_config_urls_need_no_discovery(
 
 def test_client_repr_hides_the_secret() -> None:
     assert SECRET not in repr(basic())
+
+
+def test_concurrent_discovery_makes_one_request(
+    endpoint: ScriptedEndpoint, grants: GrantClient
+) -> None:
+    discovery(endpoint)
+    spec = OAuthSpec(grant="client_credentials")
+    results: list[str] = []
+
+    def work() -> None:
+        results.append(grants.endpoints(spec, {"issuer": endpoint.base}).token_url)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert results == [endpoint.token_url] * 8
+    assert len(endpoint.gets("/.well-known/openid-configuration")) == 1
+
+
+def test_password_grant_error_carries_no_credentials(
+    endpoint: ScriptedEndpoint, grants: GrantClient
+) -> None:
+    endpoint.queue(401, {"error": "invalid_client", "error_description": f"echoed {SECRET}"})
+    with pytest.raises(TokenRefreshFailed) as info:
+        grants.password(endpoint.token_url + "?token=" + SECRET, basic(), "alice", VERIFIER)
+    assert info.value.oauth_error == "invalid_client" and not info.value.reauthorize
+    assert_no_canary(info.value)

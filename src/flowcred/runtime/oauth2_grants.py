@@ -15,7 +15,13 @@ RetryPolicy`:
 * ``invalid_grant`` is permanent and needs reauthorization; ``invalid_client`` and
   ``unauthorized_client`` are permanent client misconfiguration (``reauthorize=False``); any
   other 4xx is permanent. A permanent answer is a healthy endpoint: it closes the breaker;
-* an open breaker raises ``CircuitOpen`` with no request made, and is never retried.
+* an open breaker raises ``CircuitOpen`` with no request made, and is never retried. With a
+  breaker threshold below the retry attempts, a call whose retries open the breaker ends in
+  ``CircuitOpen`` rather than ``TokenRefreshFailed`` (defaults: both 5, so the 5th failed
+  attempt opens the breaker and the call ends in ``TokenRefreshFailed``).
+
+Discovery documents and JWKS are fetched through the same machinery (their own breaker keys);
+a non-200 or non-JSON answer there is ``TokenRefreshFailed(permanent=True)``.
 
 Messages name the endpoint (origin + path) and the RFC 6749 error code only (a code that is not
 a plain identifier is dropped); ``error_description`` and response bodies are never copied, as
