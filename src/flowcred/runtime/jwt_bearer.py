@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from authlib.oauth2.rfc7523.assertion import (  # type: ignore[import-untyped]
+from authlib.oauth2.rfc7523.assertion import (
     private_key_jwt_sign,
     sign_jwt_bearer_assertion,
 )
