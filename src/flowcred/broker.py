@@ -33,8 +33,14 @@ from flowcred.flow_bindings import Bindings
 from flowcred.records import Credential
 from flowcred.redaction import SecretRegistry, default_registry, install_log_redaction
 from flowcred.references import DEFAULT_ENVIRONMENT, DEFAULT_TENANT, MAX_ID, slugify
+from flowcred.runtime.authorization import wired_flow
+from flowcred.runtime.circuit_breaker import BreakerRegistry
 from flowcred.runtime.invalidation import ChangeWatcher
+from flowcred.runtime.oauth2_grants import GrantClient
 from flowcred.runtime.provider import CredentialProvider, Resolver
+from flowcred.runtime.retry import RetryPolicy
+from flowcred.runtime.token_audit import TokenAudit
+from flowcred.runtime.token_manager import TokenManager
 from flowcred.settings import FlowcredSettings, load_settings
 from flowcred.store import kek_retire, kek_versions, migrate
 from flowcred.store.api_keys import (
@@ -47,6 +53,7 @@ from flowcred.store.api_keys import (
 from flowcred.store.bindings import BindingStore
 from flowcred.store.credentials import CredentialStore
 from flowcred.store.engine import HotReader, make_engine
+from flowcred.store.oauth_tokens import TokenStore
 
 
 class BrokerView:
@@ -155,6 +162,9 @@ class Broker:
             engine, clock, bootstrap=bootstrap_from_env(), changes=self._changes
         )
         self._binding_store = BindingStore(engine, clock)
+        self.tokens = _token_manager(self, settings, registry)
+        self._resolver.tokens = self.tokens
+        self.oauth_flow = wired_flow(self, self.tokens.grants, self.tokens.authorized)
         self.access = Access(actor or Actor.os_user(), "local")
         self._default_view = BrokerView(self, self.access)
         self.credentials = self._default_view.credentials
@@ -349,6 +359,7 @@ class Broker:
             return
         self._closed = True
         self._changes.close()
+        self.tokens.close()
         self._resolver.last_used.close()
         self._recorder.close()
         self._reader.close()
@@ -368,6 +379,43 @@ class Broker:
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _token_manager(
+    broker: Broker, settings: FlowcredSettings, registry: SecretRegistry
+) -> TokenManager:
+    """The broker's token manager: its store, grant client, retries and breakers."""
+    audit = TokenAudit(broker._trail)
+    grants = GrantClient(
+        clock=broker.clock,
+        retry=RetryPolicy(
+            attempts=settings.oauth_retry_attempts,
+            base_delay=settings.oauth_retry_base_seconds,
+            max_delay=settings.oauth_retry_max_seconds,
+        ),
+        breakers=BreakerRegistry(
+            failure_threshold=settings.oauth_breaker_failures,
+            reset_timeout=settings.oauth_breaker_reset_seconds,
+            clock=broker.clock,
+            on_open=audit.breaker_opened,
+        ),
+        timeout=settings.oauth_request_timeout_seconds,
+    )
+    rings = broker._rings
+    return TokenManager(
+        store=TokenStore(
+            broker.engine, ring=lambda: rings.current, ring_for=rings.covering, clock=broker.clock
+        ),
+        credentials=broker._store,
+        catalog=broker.catalog,
+        grants=grants,
+        trail=broker._trail,
+        clock=broker.clock,
+        registry=registry,
+        margin=settings.oauth_refresh_margin_seconds,
+        stale_window=settings.oauth_stale_window_seconds,
+        lease_seconds=settings.oauth_lease_seconds,
+    )
 
 
 def open_broker(

@@ -40,7 +40,9 @@ logging.getLogger("werkzeug").setLevel(logging.ERROR)
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 AuthMethod = Literal["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
-FaultKind = Literal["5xx", "hang", "429", "invalid_grant", "invalid_client"]
+FaultKind = Literal[
+    "5xx", "hang", "429", "invalid_grant", "invalid_client", "late_invalid_grant", "slow_success"
+]
 RefreshMode = Literal["strict", "grace", "static"]
 ALL_GRANTS = ("authorization_code", "client_credentials", "refresh_token", "password", JWT_BEARER)
 
@@ -324,7 +326,9 @@ class AuthzServer:
         """Queue a fault for the next ``count`` token requests (faults apply in FIFO order).
 
         5xx: answer ``status``; hang: hold the request ``seconds`` (released at stop) then 503;
-        429: with ``Retry-After: retry_after``; invalid_grant: 400; invalid_client: 401."""
+        429: with ``Retry-After: retry_after``; invalid_grant: 400; invalid_client: 401;
+        late_invalid_grant: hold ``seconds``, then 400 invalid_grant; slow_success: grant the
+        request (a refresh token rotates), then hold the answer ``seconds``."""
         with self._lock:
             self._faults.append(
                 Fault(kind, count, status=status, seconds=seconds, retry_after=retry_after)
@@ -621,6 +625,10 @@ class AuthzServer:
             return resp
         if fault.kind == "invalid_grant":
             return err("invalid_grant", 400)
+        if fault.kind == "late_invalid_grant":
+            # Hold the request, then refuse it: lets another client's refresh finish first.
+            self._stopping.wait(fault.seconds)
+            return err("invalid_grant", 400)
         if fault.kind == "invalid_client":
             return err("invalid_client", 401)
         return err("server_error", fault.status)
@@ -642,7 +650,7 @@ class AuthzServer:
             if server.delay:
                 server._stopping.wait(server.delay)
             fault = server._take_fault()
-            if fault is not None:
+            if fault is not None and fault.kind != "slow_success":
                 return no_store(server._apply_fault(fault))
             try:
                 body = server._grant(form)
@@ -655,6 +663,10 @@ class AuthzServer:
                 if exc.status == 401:
                     resp.headers["WWW-Authenticate"] = 'Basic realm="token"'
                 return no_store(resp)
+            if fault is not None:
+                # slow_success: the grant took effect (a refresh token rotated) but the answer
+                # is held, so the client can be killed before it stores the new pair.
+                server._stopping.wait(fault.seconds)
             return no_store(flask.jsonify(body))
 
         @app.get("/authorize")

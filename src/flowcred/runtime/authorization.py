@@ -29,7 +29,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
@@ -37,8 +37,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from flowcred.audit import Access, Actor
 from flowcred.audit.events import CREDENTIAL, TOKEN, Result
 from flowcred.audit.trail import failure_details, is_foreign
-from flowcred.catalog.oauth_spec import ClientAuthMethod, OAuthSpec, fill
-from flowcred.credential_reads import CredentialReads
+from flowcred.catalog.oauth_spec import OAuthSpec, fill
 from flowcred.errors import (
     AccessDenied,
     CircuitOpen,
@@ -49,6 +48,15 @@ from flowcred.errors import (
 )
 from flowcred.records import Credential
 from flowcred.references import DEFAULT_ENVIRONMENT
+from flowcred.runtime.authorization_seams import (
+    AuthorizationRefused,
+    Caller,
+    EndpointsLike,
+    ExchangeCode,
+    IdTokenCheck,
+    TokenSink,
+)
+from flowcred.runtime.oauth2_grants import GrantClient, OAuthClient
 from flowcred.runtime.provider import Ref
 from flowcred.runtime.token_set import TokenSet
 from flowcred.store.oauth_states import DEFAULT_TTL_SECONDS, OAuthStateStore
@@ -67,97 +75,6 @@ _OAUTH_ERROR_RE = re.compile(r"^[a-z0-9_.-]{1,64}$")
 _AUTH_METHODS: frozenset[str] = frozenset(
     {"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
 )
-
-
-# Stand-in for ``flowcred.runtime.oauth2_grants.OAuthClient`` (hd-grants), same fields and repr
-# rule. At merge: delete this class and import that one; nothing else changes.
-@dataclass(frozen=True, repr=False)
-class OAuthClient:
-    """The OAuth client as the token endpoint sees it. The repr never shows the secret."""
-
-    client_id: str
-    client_secret: str | None = None
-    auth_method: ClientAuthMethod = "client_secret_basic"
-    private_key_pem: str | None = None
-    key_id: str | None = None
-
-    def __repr__(self) -> str:
-        return f"OAuthClient(client_id={self.client_id!r}, auth_method={self.auth_method!r})"
-
-
-class ExchangeCode(Protocol):
-    """``GrantClient.exchange_code``: code + verifier at ``token_url`` -> :class:`TokenSet`.
-
-    Raises ``TokenRefreshFailed`` / ``CircuitOpen`` on failure.
-    """
-
-    def __call__(
-        self,
-        token_url: str,
-        client: Any,
-        code: str,
-        *,
-        redirect_uri: str,
-        code_verifier: str,
-        keep: tuple[str, ...] = (),
-        default_lifetime: float | None = None,
-    ) -> TokenSet: ...
-
-
-class TokenSink(Protocol):
-    """``broker.tokens.authorized``: store the token set (replacing any) and audit it."""
-
-    def __call__(
-        self, credential_id: int, tenant: str, tokens: TokenSet, *, access: Access
-    ) -> None: ...
-
-
-class IdTokenCheck(Protocol):
-    """Validate an ID token for ``credential`` (signature via JWKS, iss, aud, exp, nonce).
-
-    The lead wires it to ``GrantClient.endpoints(spec, config)`` + ``validate_id_token``.
-    Raises ``TokenRefreshFailed`` when the token is not acceptable; returns the claims.
-    """
-
-    def __call__(
-        self,
-        id_token: str,
-        *,
-        credential: Credential,
-        spec: OAuthSpec,
-        client_id: str,
-        nonce: str,
-    ) -> Mapping[str, Any]: ...
-
-
-class EndpointsLike(Protocol):
-    authorization_url: str | None
-    token_url: str
-
-
-class Caller(Protocol):
-    """Who starts an authorization: a ``BrokerView`` (API) or the ``Broker`` (CLI)."""
-
-    @property
-    def access(self) -> Access: ...
-
-    @property
-    def credentials(self) -> CredentialReads: ...
-
-
-class AuthorizationRefused(AccessDenied):
-    """An authorization that cannot start or complete; ``reason`` is a stable code.
-
-    Reasons: ``invalid_state`` (unknown, replayed, expired or from another store),
-    ``provider_error`` (the provider answered ``error=``; ``oauth_error`` holds its code when it
-    is a plain code), ``missing_code``, ``credential_gone``, ``exchange_failed``,
-    ``id_token_invalid``, ``not_configured``. The message never holds a state, code or token.
-    """
-
-    def __init__(self, reason: str, message: str, *, oauth_error: str | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.oauth_error = oauth_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -570,3 +487,33 @@ def default_flow(broker: Any) -> AuthorizationFlow:
         return flow
     tokens = getattr(broker, "tokens", None)
     return AuthorizationFlow(broker, exchange=None, on_tokens=getattr(tokens, "authorized", None))
+
+
+def wired_flow(broker: Any, grants: GrantClient, on_tokens: TokenSink) -> AuthorizationFlow:
+    """The broker's flow: code exchange, endpoints and ID-token checks by ``grants`` (with
+    discovery), tokens stored by ``on_tokens`` (the token manager)."""
+
+    def check_id_token(
+        id_token: str, *, credential: Credential, spec: OAuthSpec, client_id: str, nonce: str
+    ) -> Mapping[str, Any]:
+        endpoints = grants.endpoints(spec, credential.config)
+        if not endpoints.issuer or not endpoints.jwks_uri:
+            raise TokenRefreshFailed(
+                "the provider's issuer and JWKS are unknown, so its ID token cannot be checked",
+                permanent=True,
+            )
+        return grants.validate_id_token(
+            id_token,
+            issuer=endpoints.issuer,
+            jwks_uri=endpoints.jwks_uri,
+            client_id=client_id,
+            nonce=nonce,
+        )
+
+    return AuthorizationFlow(
+        broker,
+        exchange=grants.exchange_code,
+        on_tokens=on_tokens,
+        validate_id_token=check_id_token,
+        endpoints=grants.endpoints,
+    )

@@ -14,6 +14,7 @@ from typing import Any
 from flowcred.audit.events import Access, PendingEvent
 from flowcred.audit.trail import AuditTrail
 from flowcred.errors import FlowcredError
+from flowcred.runtime.httpx_auth import FlowcredAuth
 from flowcred.runtime.material import CredentialMaterial
 from flowcred.runtime.provider import Ref, Resolver
 
@@ -48,9 +49,14 @@ class CredentialProvider:
     def __repr__(self) -> str:
         return f"CredentialProvider(tenant={self.tenant!r}, environment={self.environment!r})"
 
-    def _material(self, ref: Ref, action: str, execution_id: str | None) -> CredentialMaterial:
+    def _material(
+        self, ref: Ref, action: str, execution_id: str | None, *, forced: bool = False
+    ) -> CredentialMaterial:
         try:
-            material = self._resolver.resolve(ref, self.tenant, self.environment)
+            if forced:
+                material = self._resolver.force_token_refresh(ref, self.tenant, self.environment)
+            else:
+                material = self._resolver.resolve(ref, self.tenant, self.environment)
         except FlowcredError as exc:
             self._trail.failure(
                 self._access, action, exc, tenant=self.tenant, ref=ref, execution_id=execution_id
@@ -75,6 +81,23 @@ class CredentialProvider:
         """Material for ``ref``. Raises CredentialNotFound, CredentialExpired, DecryptionFailed,
         AuditWriteFailed."""
         return self._material(ref, "resolved", execution_id)
+
+    def refresh(self, ref: Ref, *, execution_id: str | None = None) -> CredentialMaterial:
+        """Like :meth:`resolve`, but an OAuth credential gets a newly obtained access token even
+        if the held one looks valid (the API refused it). Audited as a resolve."""
+        return self._material(ref, "resolved", execution_id, forced=True)
+
+    async def arefresh(self, ref: Ref, *, execution_id: str | None = None) -> CredentialMaterial:
+        """Async twin of :meth:`refresh` (runs in a worker thread: it may wait on an endpoint)."""
+        return await asyncio.to_thread(self._material, ref, "resolved", execution_id, forced=True)
+
+    def httpx_auth(
+        self, ref: Ref, *, execution_id: str | None = None, origin: str | None = None
+    ) -> FlowcredAuth:
+        """An ``httpx.Auth`` applying ``ref`` to requests (sync and async clients alike): on a
+        401 it forces one token refresh and retries once; it sends the credential only to its
+        origin (see :mod:`flowcred.runtime.httpx_auth`)."""
+        return FlowcredAuth(self, ref, execution_id=execution_id, origin=origin)
 
     async def _amaterial(
         self, ref: Ref, action: str, execution_id: str | None

@@ -26,7 +26,7 @@ import math
 from collections.abc import Callable
 from time import monotonic
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowcred.catalog import Catalog, CredentialType, place
 from flowcred.clock import Clock, SystemClock
@@ -37,6 +37,7 @@ from flowcred.errors import (
     FieldProblem,
     FlowcredError,
     InvalidCredential,
+    TokenRefreshFailed,
 )
 from flowcred.redaction import Secret, SecretRegistry
 from flowcred.references import is_id_text, parse_ref
@@ -46,6 +47,10 @@ from flowcred.runtime.material import CredentialMaterial
 from flowcred.store.change_feed import Change
 from flowcred.store.credentials import HANDLE_SQL, RESOLVE_SQL, CredentialStore, as_utc
 from flowcred.store.engine import HotReader
+
+if TYPE_CHECKING:
+    from flowcred.catalog.oauth_spec import OAuthSpec
+    from flowcred.runtime.token_manager import TokenManager
 
 Ref = int | str
 _MAX_ID = 2**63 - 1  # ids are signed 64-bit database integers
@@ -80,6 +85,9 @@ class Resolver:
         # (tenant, environment, handle) -> (deadline, credential id)
         self._handles: dict[tuple[str, str, str], tuple[float, int]] = {}
         self._types: dict[str, CredentialType] = {}
+        # OAuth types resolve through the token manager (set by the broker); their base
+        # material (config fields only) is what this cache holds, never a token.
+        self.tokens: TokenManager | None = None
         self.last_used = LastUsedTracker(store, last_used_interval)
         # Bumped by every invalidation: a fill that read the database before one is not stored.
         self._generation = 0
@@ -109,6 +117,8 @@ class Resolver:
     def invalidate(self, credential_id: int) -> None:
         self._generation += 1
         self._cache.pop(credential_id, None)
+        if self.tokens is not None:
+            self.tokens.forget(credential_id)
         # Handles are few and cheap to re-read; dropping them all keeps a renamed or deleted
         # handle from pointing at a stale id.
         self._handles.clear()
@@ -124,6 +134,8 @@ class Resolver:
         self._generation += 1
         self._cache.clear()
         self._handles.clear()
+        if self.tokens is not None:
+            self.tokens.forget()
 
     # -- resolve ---------------------------------------------------------------------------
 
@@ -169,7 +181,34 @@ class Resolver:
             material = self._load(cid, ref, tenant)
             if may_cache and generation == self._generation:
                 self._cache[cid] = (mono + self._ttl, tenant, material)
+        spec = self._oauth(material.type)
+        if spec is not None:
+            material = self._token_manager().material(material, spec, tenant)
         return self._checked(cid, material)
+
+    def force_token_refresh(self, ref: Ref, tenant: str, environment: str) -> CredentialMaterial:
+        """Material with a newly obtained access token (the API answered 401 to the old one)."""
+        cid = self.credential_id(ref, tenant, environment)
+        entry = self._cache.get(cid)
+        if entry is not None and entry[0] > self._clock.monotonic() and self._fresh():
+            if entry[1] != tenant:
+                raise _foreign(ref, tenant)
+            base = entry[2]
+        else:
+            base = self._load(cid, ref, tenant)
+        spec = self._oauth(base.type)
+        if spec is None:
+            return self._checked(cid, base)
+        return self._checked(cid, self._token_manager().force_refresh(base, spec, tenant))
+
+    def _oauth(self, type_name: str) -> OAuthSpec | None:
+        spec: OAuthSpec | None = getattr(self._ctype(type_name), "oauth", None)
+        return spec
+
+    def _token_manager(self) -> TokenManager:
+        if self.tokens is None:
+            raise TokenRefreshFailed("this broker has no token manager")
+        return self.tokens
 
     def cached(self, ref: Ref, tenant: str, environment: str) -> CredentialMaterial | None:
         """What :meth:`resolve` would return, if that needs no database read; else None.
@@ -192,7 +231,11 @@ class Resolver:
             return None
         if entry[1] != tenant:
             raise _foreign(ref, tenant)
-        return self._checked(cid, entry[2])
+        material: CredentialMaterial | None = entry[2]
+        spec = self._oauth(entry[2].type)
+        if spec is not None:
+            material = self._token_manager().cached_material(entry[2], spec, tenant)
+        return None if material is None else self._checked(cid, material)
 
     def _checked(self, cid: int, material: CredentialMaterial) -> CredentialMaterial:
         now = self._clock.now()
@@ -228,8 +271,24 @@ class Resolver:
         secret: dict[str, Any] = json.loads(plain)
         config: dict[str, Any] = json.loads(config_json)
         ctype = self._ctype(type_name)
-        placement = place(ctype, config, secret)
         register = self._registry.pin
+        if getattr(ctype, "oauth", None) is not None:
+            # Only the token manager's access token leaves for an OAuth type: the base
+            # material carries the config, none of the stored secrets.
+            for value in secret.values():
+                register(secret_text(value))
+            return CredentialMaterial(
+                credential_id=cid,
+                handle=handle,
+                type=type_name,
+                version=version,
+                headers=_EMPTY,
+                query=_EMPTY,
+                cookies=_EMPTY,
+                fields=MappingProxyType(config),
+                expires_at=None,
+            )
+        placement = place(ctype, config, secret)
         fields: dict[str, Any] = dict(config)
         for name, value in secret.items():
             text = secret_text(value)
@@ -249,8 +308,12 @@ class Resolver:
         )
 
     def secret_value(self, material: CredentialMaterial) -> str:
-        """The Flow Studio ``GetPasswordAsync`` string for a resolved credential."""
+        """The Flow Studio ``GetPasswordAsync`` string for a resolved credential (the access
+        token for an OAuth type)."""
         ctype = self._ctype(material.type)
+        token = material.fields.get("access_token")
+        if getattr(ctype, "oauth", None) is not None and isinstance(token, Secret):
+            return token.reveal()
         secret = {
             f.name: material.fields[f.name].reveal()
             for f in ctype.secret_fields
