@@ -89,9 +89,7 @@ def _check_grant(spec: OAuthSpec, fields: Mapping[str, FieldSpec]) -> None:
             "oauth grant authorization_code needs authorization_url "
             "(a template or a config field authorization_url)"
         )
-    if not (
-        spec.token_url or spec.issuer or config_field("token_url") or config_field("issuer")
-    ):
+    if not (spec.token_url or spec.issuer or config_field("token_url") or config_field("issuer")):
         raise ValueError("oauth needs a token endpoint: token_url or issuer (template or field)")
 
 
