@@ -43,7 +43,7 @@ def check_oauth(spec: OAuthSpec, fields: Mapping[str, FieldSpec]) -> None:
         stripped = _PLACEHOLDER_RE.sub("", template)
         if _ANY_BRACE_RE.search(stripped):
             raise ValueError(f"oauth.{what}: a placeholder must be {{lower_snake_case}}")
-        if not (template.startswith("https://") or template.startswith("{")):
+        if not template.startswith(("https://", "{")):
             raise ValueError(f"oauth.{what} must be an https URL template")
         for name in _PLACEHOLDER_RE.findall(template):
             field = fields.get(name)
