@@ -139,8 +139,14 @@ def config_value_for(ctype: CredentialType, spec: FieldSpec) -> Any:
             "email": "ops@example.com",
             "host_list": "broker1.example.com:9092",
         }.get(spec.format or "", "")
-        if not one:
-            one = literal_prefix(spec.pattern) + ("example.com:4222" if spec.pattern else "cfg")
+        if not one and spec.pattern:
+            # A host-and-port pattern (NATS) takes the first; a plain-name pattern (an OAuth
+            # provider's {shop} or {tenant}) the second.
+            prefix = literal_prefix(spec.pattern)
+            candidates = (prefix + "example.com:4222", prefix + "cfg")
+            one = next((c for c in candidates if spec.normalize(c)[1] is None), candidates[0])
+        elif not one:
+            one = "cfg"
         value = [one] if spec.kind == "list" else one
     _, problem = spec.normalize(value)
     assert problem is None, f"cannot build a valid {ctype.name}.{spec.name} ({problem})"

@@ -168,6 +168,7 @@ class FieldPublic(BaseModel):
     label: str
     kind: str
     secret: bool
+    destination: bool = False
     required: bool
     default: Any = None
     enum: list[str] | None = None
@@ -184,6 +185,9 @@ class TypePublic(BaseModel):
     aliases: list[str]
     composite: bool
     fields: list[FieldPublic]
+    # The OAuth block (grant, URL templates, default scopes, PKCE, auth method, keep) of types
+    # whose tokens flowcred obtains; see CredentialType.public_dict. Holds no secret.
+    oauth: dict[str, Any] | None = None
 
 
 # -- audit ---------------------------------------------------------------------------------------

@@ -28,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from flowcred.catalog.field_formats import parse_json_object
 from flowcred.catalog.field_spec import FieldFormat, FieldKind, FieldSpec, derive_label
+from flowcred.catalog.oauth_checks import check_oauth, public_oauth
+from flowcred.catalog.oauth_spec import OAuthSpec
 from flowcred.catalog.placement_spec import LOCATIONS, PlacementStyle, RequestPlacement
 from flowcred.errors import FieldProblem, InvalidCredential
 
@@ -71,7 +73,9 @@ class CredentialType(BaseModel):
 
     A declaration that contradicts itself raises ``ValueError`` (inside a pydantic
     ``ValidationError``): a duplicate field name or alias, a ``one_of`` or placement naming a field
-    the type lacks, or a placement reading the wrong kind of field.
+    the type lacks, or a placement reading the wrong kind of field. ``oauth`` (how tokens are
+    obtained, :class:`~flowcred.catalog.oauth_spec.OAuthSpec`) is checked against the fields by
+    :func:`~flowcred.catalog.oauth_checks.check_oauth`.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -86,6 +90,7 @@ class CredentialType(BaseModel):
     request: RequestPlacement = Field(default_factory=RequestPlacement)
     one_of: list[list[str]] = Field(default_factory=list)
     test: dict[str, Any] | None = None
+    oauth: OAuthSpec | None = None
 
     _by_name: dict[str, FieldSpec] = PrivateAttr(default_factory=dict)
     _input_names: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -121,6 +126,8 @@ class CredentialType(BaseModel):
         )
         self._groups = self._sort_groups()
         self._check_placement()
+        if self.oauth is not None:
+            check_oauth(self.oauth, by_name)
         return self
 
     def _sort_groups(self) -> dict[str, tuple[tuple[str, ...], ...]]:
@@ -222,7 +229,11 @@ class CredentialType(BaseModel):
         return len(self._secret_fields) > 1
 
     def public_dict(self) -> dict[str, Any]:
-        """What a user may see of this type (``flowcred types --json``, ``GET /api/types``)."""
+        """What a user may see of this type (``flowcred types --json``, ``GET /api/types``).
+
+        Never a secret: a type holds none (secret fields have no default), and ``oauth`` shows
+        URL templates unfilled.
+        """
         return {
             "name": self.name,
             "title": self.title,
@@ -237,6 +248,7 @@ class CredentialType(BaseModel):
                     "label": f.label,
                     "kind": f.kind,
                     "secret": f.secret,
+                    "destination": f.destination,
                     "required": f.required,
                     "default": f.default,
                     "enum": f.enum,
@@ -245,6 +257,7 @@ class CredentialType(BaseModel):
                 }
                 for f in self.fields
             ],
+            "oauth": None if self.oauth is None else public_oauth(self.oauth),
         }
 
     def field(self, name: str) -> FieldSpec:

@@ -2,24 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from flowcred.catalog import default_catalog
-from flowcred.cli.output import console, plain, print_json
+from flowcred.catalog import CredentialFamily, CredentialType, default_catalog
+from flowcred.cli.output import console, plain, print_json, visible
+
+_FAMILIES = get_args(CredentialFamily)
 
 
 def types(
-    name: Annotated[str | None, typer.Argument(help="Show this type's fields.")] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="Show this type's fields (also: `types show NAME`).")
+    ] = None,
+    shown: Annotated[str | None, typer.Argument(hidden=True)] = None,
+    family: Annotated[
+        str | None,
+        typer.Option("--family", help="List only this family: " + ", ".join(_FAMILIES) + "."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """List credential types, or one type's fields."""
+    """List credential types (``--family oauth2`` for the OAuth2 providers), or one type."""
     catalog = default_catalog()
+    if name == "show" and shown is not None:
+        name = shown
+    elif shown is not None:
+        raise typer.BadParameter("give one type name, or `show NAME`")
     if name is None:
-        entries = [catalog.get(n) for n in catalog.names()]
+        if family is not None and family not in _FAMILIES:
+            raise typer.BadParameter(
+                "must be one of " + ", ".join(_FAMILIES), param_hint="--family"
+            )
+        entries = [
+            catalog.get(n)
+            for n in catalog.names()
+            if family is None or catalog.get(n).family == family
+        ]
         if as_json:
             print_json([t.public_dict() for t in entries])
             return
@@ -56,3 +77,39 @@ def types(
             )
         )
     console.print(table)
+    _print_oauth(ctype)
+
+
+def _print_oauth(ctype: CredentialType) -> None:
+    """The ``oauth`` block as ``key: value`` lines: templates unfilled, nothing secret in it."""
+    spec = ctype.oauth
+    if spec is None:
+        return
+    rows: list[tuple[str, str]] = [("grant", spec.grant)]
+    for label, value in (
+        ("authorization url", spec.authorization_url),
+        ("token url", spec.token_url),
+        ("issuer", spec.issuer),
+        ("revocation url", spec.revocation_url),
+    ):
+        if value:
+            rows.append((label, value))
+    if spec.grant == "jwt_bearer":
+        rows.append(("token url", "the key file's token_uri"))
+    elif not (spec.authorization_url or spec.token_url or spec.issuer):
+        rows.append(("endpoints", "from this credential's config fields"))
+    rows.append(("default scopes", " ".join(spec.scopes) or "-"))
+    rows.append(("pkce", "yes" if spec.pkce else "no"))
+    rows.append(("client auth", spec.auth_method))
+    if spec.authorize_params:
+        rows.append(
+            ("authorize params", ", ".join(f"{k}={v}" for k, v in spec.authorize_params.items()))
+        )
+    if spec.keep:
+        rows.append(("keeps", ", ".join(spec.keep)))
+    rows.append(("rotates refresh tokens", "yes" if spec.rotates_refresh_tokens else "no"))
+    if spec.docs_url:
+        rows.append(("docs", spec.docs_url))
+    console.print(Text("oauth:"))
+    for label, value in rows:
+        console.print(Text(f"  {label}: {visible(value)}"))
