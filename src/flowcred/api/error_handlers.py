@@ -18,6 +18,7 @@ from flowcred.audit.recorder import AuditWriteFailed
 from flowcred.catalog.schema import _ECHOABLE_KEY_RE as ECHOABLE_KEY_RE
 from flowcred.errors import (
     AccessDenied,
+    CircuitOpen,
     ConfigurationError,
     ConflictError,
     CredentialExpired,
@@ -27,6 +28,7 @@ from flowcred.errors import (
     FlowcredError,
     InvalidCredential,
     StoreError,
+    TokenRefreshFailed,
 )
 
 log = logging.getLogger("flowcred.api")
@@ -48,6 +50,12 @@ _STATUS: tuple[tuple[type[FlowcredError], int], ...] = (
 
 
 def status_for(exc: FlowcredError) -> int:
+    # Token errors: a refused grant or client needs a person (409: the credential's state);
+    # a token endpoint that failed is an upstream failure (502); a paused one is 503.
+    if isinstance(exc, TokenRefreshFailed):
+        return 409 if exc.permanent else 502
+    if isinstance(exc, CircuitOpen):
+        return 503
     for cls, status in _STATUS:
         if isinstance(exc, cls):
             return status
@@ -63,6 +71,17 @@ def _body(exc: FlowcredError, status: int) -> dict[str, object]:
             "detail": "invalid request",
             "errors": [{"field": p.field, "message": p.message} for p in exc.problems],
         }
+    if isinstance(exc, TokenRefreshFailed):
+        # The message names the credential, the endpoint (origin + path) and an RFC 6749
+        # error code; never a token or the provider's error_description.
+        return {
+            "detail": str(exc),
+            "errors": [],
+            "oauthError": exc.oauth_error,
+            "reauthorize": exc.reauthorize,
+        }
+    if isinstance(exc, CircuitOpen):
+        return {"detail": str(exc), "errors": [], "retryAfter": round(max(exc.retry_in, 0))}
     if status >= 500:
         return {"detail": "the request could not be completed; see the server log", "errors": []}
     return {"detail": str(exc), "errors": []}
@@ -121,7 +140,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if status >= 500:
             # The message names ids and classes only; redaction masks anything registered.
             log.error("request failed: %s: %s", type(exc).__name__, exc)
-        return JSONResponse(_body(exc, status), status_code=status)
+        headers = None
+        if isinstance(exc, CircuitOpen):
+            headers = {"Retry-After": str(max(1, round(exc.retry_in)))}
+        return JSONResponse(_body(exc, status), status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
