@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from tests.oauth_support.server import AuthzServer
 
 from flowcred.audit.log import AuditFilter
-from tests.oauth_support.server import AuthzServer
 
 CLIENT_SECRET = "web-client-secret-canary-5d1e"
 
@@ -128,8 +128,7 @@ def test_authorization_code_grant_end_to_end_then_refreshes_by_itself(
         assert api_env.broker.tokens.status(cred.id, "acme").state == "active"
 
     actions = [
-        e.action
-        for e in api_env.broker.audit.list(AuditFilter(event_type="token"), limit=1000)
+        e.action for e in api_env.broker.audit.list(AuditFilter(event_type="token"), limit=1000)
     ]
     assert actions.count("authorized") >= 2 and "refreshed" in actions
     assert "refresh_failed" in actions

@@ -7,6 +7,8 @@ broker's and the server's clocks together, so several expiries pass in a fractio
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -14,13 +16,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from tests.oauth_support.server import AuthzServer
 
 from flowcred.audit.log import AuditFilter
 from flowcred.broker import Broker, open_broker
 from flowcred.clock import ManualClock
 from flowcred.errors import CircuitOpen, TokenRefreshFailed
 from flowcred.settings import load_settings
-from tests.oauth_support.server import AuthzServer
 
 
 class Clocks:
@@ -240,7 +242,9 @@ def test_transient_failures_are_retried_a_bounded_number_of_times_then_the_break
     authz_server.clear_faults()
     clocks.advance(31)  # half-open: one probe, which succeeds and closes the breaker
     assert authz_server.is_valid(_token(provider.resolve(cid)))
-    events = [e.action for e in oauth_broker.audit.list(AuditFilter(event_type="token"), limit=1000)]
+    events = [
+        e.action for e in oauth_broker.audit.list(AuditFilter(event_type="token"), limit=1000)
+    ]
     assert "breaker_opened" in events and "refresh_failed" in events and "refreshed" in events
 
 
@@ -262,3 +266,97 @@ def test_a_token_without_expires_in_does_not_expire(
     clocks.advance(30 * 86400)
     assert _token(provider.resolve(cid)) == _token(first)
     assert authz_server.count("total") == 1
+
+
+def test_oidc_user_uses_the_password_grant_then_its_refresh_token(
+    oauth_broker: Broker, authz_server: AuthzServer, clocks: Clocks
+) -> None:
+    authz_server.register_client("portal", "portal-secret")
+    cred = oauth_broker.credentials.create(
+        name="Portal user",
+        type="oidc_user",
+        config={"issuer": authz_server.issuer, "client_id": "portal", "username": "alice"},
+        secret={"client_secret": "portal-secret", "password": "wonderland"},
+    )
+    provider = oauth_broker.provider()
+    tokens = []
+    for _ in range(3):
+        token = _token(provider.resolve(cred.id))
+        assert authz_server.is_valid(token)
+        tokens.append(token)
+        clocks.advance(3600 - 30)
+    assert len(set(tokens)) == 3
+    assert authz_server.count("password") == 1, "the held refresh token is tried first"
+    assert authz_server.count("refresh_token") == 2
+    # A refused refresh token falls back to the password grant (no person needed).
+    authz_server.inject_fault("invalid_grant")
+    assert authz_server.is_valid(_token(provider.resolve(cred.id)))
+    assert authz_server.count("password") == 2
+
+
+def test_a_service_account_key_is_exchanged_for_tokens_across_expiries(
+    oauth_broker: Broker, authz_server: AuthzServer, clocks: Clocks
+) -> None:
+    key_file = authz_server.register_service_account()
+    cred = oauth_broker.credentials.create(
+        name="BigQuery loader",
+        type="google_service_account",
+        config={"scopes": ["https://www.googleapis.com/auth/bigquery"]},
+        secret={"service_account_json": json.dumps(key_file)},
+    )
+    provider = oauth_broker.provider()
+    seen = set()
+    for _ in range(3):
+        material = provider.resolve(cred.id)
+        token = _token(material)
+        assert authz_server.is_valid(token)
+        assert "service_account_json" not in material.fields
+        seen.add(token)
+        clocks.advance(3600 - 30)
+    assert len(seen) == 3
+    assert authz_server.count("urn:ietf:params:oauth:grant-type:jwt-bearer") == 3
+
+
+def test_no_refresh_token_client_secret_or_key_leaves_flowcred(
+    oauth_broker: Broker,
+    authz_server: AuthzServer,
+    clocks: Clocks,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    """Canaries: the client secret, every access token but through resolve, and every refresh
+    token never appear in a log line, an audit event, a repr or the database file."""
+    caplog.set_level("DEBUG")
+    secret = "canary-client-secret-9c41d7e2"
+    authz_server.register_client("canary-app", secret)
+    cred = oauth_broker.credentials.create(
+        name="Canary user",
+        type="oidc_user",
+        config={"issuer": authz_server.issuer, "client_id": "canary-app", "username": "alice"},
+        secret={"client_secret": secret, "password": "wonderland"},
+    )
+    provider = oauth_broker.provider()
+    materials = []
+    for _ in range(2):
+        materials.append(provider.resolve(cred.id))
+        clocks.advance(3600 - 30)
+    stored = oauth_broker.tokens._store.read(cred.id)
+    assert stored is not None and stored.tokens is not None
+    refresh = stored.tokens.refresh_token
+    assert refresh
+    tokens = [_token(m) for m in materials]
+    for material in materials:
+        assert refresh not in repr(material.to_dict(reveal=True))
+        assert secret not in repr(material.to_dict(reveal=True))
+        assert tokens[0] not in repr(material) and "[secure]" in repr(material.headers)
+    assert refresh not in repr(stored) and refresh not in repr(stored.tokens)
+    out = io.StringIO()
+    assert oauth_broker.audit.export_jsonl(out) > 0
+    text = out.getvalue() + "\n" + caplog.text
+    for value in (secret, refresh, *tokens):
+        assert value not in text
+    db = Path(oauth_broker.settings.resolved_database_url.removeprefix("sqlite:///"))
+    if db.exists():
+        raw = db.read_bytes() + b"".join(p.read_bytes() for p in db.parent.glob("*.db-wal"))
+        for value in (secret, refresh, *tokens):
+            assert value.encode() not in raw
