@@ -255,8 +255,24 @@ def test_provider_facts_users_rely_on(catalog: Catalog) -> None:
     assert set(spec("salesforce").keep) == {"instance_url", "id"}
     assert spec("atlassian").authorize_params["audience"] == "api.atlassian.com"
     assert "offline_access" in spec("atlassian").scopes
-    for rotating in ("atlassian", "xero", "intuit"):
+    # Each of these documents that a refresh hands back a new refresh token and kills the old one.
+    for rotating in (
+        "atlassian",
+        "xero",
+        "intuit",
+        "box",
+        "zoom",
+        "github",
+        "gitlab",
+        "calendly",
+        "zendesk",
+        "shopify",
+        "linear",
+        "slack_oauth",
+    ):
         assert spec(rotating).rotates_refresh_tokens, rotating
+    assert "/oauth/v1/" not in spec("hubspot").token_url  # v1 is sunset on 2027-02-16
+    assert spec("figma").token_url == "https://api.figma.com/v1/oauth/token"
     assert spec("notion").auth_method == "client_secret_basic"
     assert spec("x").pkce and spec("airtable").pkce
     assert catalog.get("microsoft_graph").name == "microsoft"
