@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -91,7 +92,7 @@ def test_a_second_401_is_returned_without_a_loop(
 
 
 class _Recorder(BaseHTTPRequestHandler):
-    seen: list[str | None] = []
+    seen: ClassVar[list[str | None]] = []
     redirect_to = ""
 
     def do_GET(self) -> None:

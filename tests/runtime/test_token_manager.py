@@ -360,3 +360,17 @@ def test_no_refresh_token_client_secret_or_key_leaves_flowcred(
         raw = db.read_bytes() + b"".join(p.read_bytes() for p in db.parent.glob("*.db-wal"))
         for value in (secret, refresh, *tokens):
             assert value.encode() not in raw
+
+
+def test_expires_in_zero_means_the_token_does_not_expire(
+    oauth_broker: Broker, authz_server: AuthzServer, clocks: Clocks
+) -> None:
+    authz_server.access_token_lifetime = None
+    authz_server.extra_fields = {"expires_in": 0}  # Mailchimp's way of saying "never"
+    cid = _m2m(oauth_broker, authz_server)
+    provider = oauth_broker.provider()
+    first = provider.resolve(cid)
+    assert first.expires_at is None
+    clocks.advance(7 * 86400)
+    assert _token(provider.resolve(cid)) == _token(first)
+    assert authz_server.count("total") == 1

@@ -95,7 +95,8 @@ class TokenSet:
         except (TypeError, ValueError):
             lifetime = default_lifetime
         if lifetime is not None and lifetime <= 0:
-            lifetime = None if expires_in is None else 0.0
+            # ``expires_in: 0`` (Mailchimp) means "does not expire", as an absent one does.
+            lifetime = default_lifetime if default_lifetime and default_lifetime > 0 else None
         scope = body.get("scope")
         if isinstance(scope, str) and scope.strip():
             scopes = tuple(s for s in scope.replace(",", " ").split() if s)
