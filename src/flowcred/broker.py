@@ -51,6 +51,7 @@ from flowcred.store.api_keys import (
     key_id_of,
 )
 from flowcred.store.bindings import BindingStore
+from flowcred.store.change_feed import Change
 from flowcred.store.credentials import CredentialStore
 from flowcred.store.engine import HotReader, make_engine
 from flowcred.store.oauth_tokens import TokenStore
@@ -129,6 +130,7 @@ class Broker:
         self._reader = HotReader(engine)
         # Other processes' changes reach this one's caches through the change feed.
         self._changes = ChangeWatcher(engine, bound=settings.change_visibility_seconds)
+        self._changes.subscribe(self._on_key_change)
         self._resolver = Resolver(
             reader=self._reader,
             store=self._store,
@@ -180,6 +182,21 @@ class Broker:
             return
         if checkpoint is not None and checkpoint.last_id > 0:
             self._recorder.know(checkpoint.last_id, checkpoint.hash)
+
+    def watch_changes(self) -> None:
+        """Start following the change feed now rather than at the first cache fill (for a
+        long-running process: a server, a worker). Idempotent."""
+        self._changes.ready()
+
+    def _on_key_change(self, change: Change) -> None:
+        """Another process rotated or retired keys: load the ring again, so this one seals
+        with the new primary (never with a key about to leave the key file)."""
+        if change.kind != "kek":
+            return
+        try:
+            self._rings.replace(kek_versions.open_ring(self.engine, self.key_source, self.clock))
+        except FlowcredError:
+            pass  # keep the ring we have; opening what needs the new key reloads it again
 
     def __repr__(self) -> str:
         backend = "sqlite" if self.settings.is_embedded else self.engine.dialect.name

@@ -51,6 +51,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = broker is None
         app.state.broker = broker if broker is not None else open_broker(settings=settings)
+        # A server lives long: watch the change feed from the start, so a key rotation made by
+        # another process switches what this one seals with within the visibility bound.
+        app.state.broker.watch_changes()
         if freeze_heap:
             gc.collect()
             gc.freeze()

@@ -34,7 +34,7 @@ from sqlalchemy.exc import DBAPIError
 from flowcred.store.engine import read_connection, translate_db_error
 from flowcred.store.tables import changes
 
-ChangeKind = Literal["credential", "api_key"]
+ChangeKind = Literal["credential", "api_key", "kek"]
 
 CHANNEL: Final = "flowcred_changes"
 KEEP_ROWS: Final = 10_000

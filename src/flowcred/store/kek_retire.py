@@ -24,6 +24,7 @@ from flowcred.errors import (
     InvalidCredential,
     KeyUnavailable,
 )
+from flowcred.store.change_feed import record_change
 from flowcred.store.engine import read_connection, write_transaction
 from flowcred.store.kek_versions import (
     RETAINED_PURPOSES,
@@ -115,6 +116,7 @@ def retire_keks(
                     .where(kek_versions.c.version.in_(targets), kek_versions.c.retired_at.is_(None))
                     .values(retired_at=clock.now())
                 )
+                record_change(conn, "kek", primary, clock.now())
         ring = open_ring(engine, source, clock) if removed else _with_retained(engine, ring)
     return ring, RetireResult(tuple(targets), removed, source.description)
 

@@ -51,6 +51,7 @@ from flowcred.errors import (
     FlowcredError,
     KeyUnavailable,
 )
+from flowcred.store.change_feed import record_change
 from flowcred.store.engine import (
     connect_raw,
     is_sqlite,
@@ -92,6 +93,10 @@ def _register(engine: Engine, key: bytes, clock: Clock) -> int:
             conn.execute(
                 insert(kek_versions).values(version=version, fingerprint=fp, created_at=clock.now())
             )
+            # Every other process must seal with the new primary from now on (not with a key
+            # that may be retired next): the change feed tells them within the bound.
+            if version > 1:
+                record_change(conn, "kek", version, clock.now())
             return version
     except IntegrityError:
         # A concurrent process registered the same key first; read its version.
