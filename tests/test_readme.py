@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from tests.oauth_support.server import AuthzServer
 
 import flowcred
 
@@ -408,13 +409,26 @@ class Checkout:
 
 
 def run_examples(examples: Sequence[Example], base: Path) -> Checkout:
-    """Run ``examples`` in order in a fresh checkout under ``base``; fail on the first mismatch."""
+    """Run ``examples`` in order in a fresh checkout under ``base``; fail on the first mismatch.
+
+    The OAuth examples talk to ``$DEMO_AUTH``: a loopback authorization server from the test
+    suite (``tests/oauth_support``), with the clients the README uses registered.
+    """
     checkout = Checkout.create(base)
+    demo = AuthzServer().start()
+    demo.register_client("reports", "reports-secret", grant_types=("client_credentials",))
+    demo.register_client(
+        "crm",
+        "crm-secret",
+        redirect_uris=(f"http://127.0.0.1:{checkout.port}/api/oauth/callback",),
+    )
+    checkout.env["DEMO_AUTH"] = demo.base_url
     try:
         for example in examples:
             checkout.run(example)
     finally:
         log = checkout.stop_server()
+        demo.stop()
     assert "Traceback" not in log, f"the README's server printed a traceback:\n{log}"
     return checkout
 
