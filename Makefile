@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python bench/resolve.py
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/api_load.py
+	PYTHONPATH=.:src $(BIN)/python bench/refresh_storm.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
