@@ -513,6 +513,8 @@ def test_no_code_verifier_state_or_token_leaks(
 
 
 def test_without_a_wired_exchange_the_callback_refuses_cleanly(api_env: Any) -> None:
+    # An app given a flow without an exchange (a custom wiring): start works, completion refuses.
+    api_env.app.state.oauth_flow = AuthorizationFlow(api_env.broker, exchange=None, on_tokens=None)
     record = api_env.seed(
         "acme",
         type="oauth2",
@@ -547,6 +549,7 @@ def test_authorize_refuses_a_type_without_the_authorization_code_grant(api_env: 
 
 def test_states_are_one_time_on_every_database(any_db_api_env: Any) -> None:
     env = any_db_api_env
+    env.app.state.oauth_flow = AuthorizationFlow(env.broker, exchange=None, on_tokens=None)
     record = env.seed(
         "acme",
         type="oauth2",

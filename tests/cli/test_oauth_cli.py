@@ -202,7 +202,32 @@ def test_authorize_listen_gives_up_after_the_timeout(wired: dict[str, Any]) -> N
     assert wired["sunk"] == [] and wired["received"] == []
 
 
-def test_status_says_clearly_when_the_token_manager_is_missing(wired: dict[str, Any]) -> None:
-    code, _out, err = cli("oauth", "status", str(wired["id"]))
-    assert code == 1
-    assert "token manager" in err
+def test_status_of_a_credential_not_yet_authorised(wired: dict[str, Any]) -> None:
+    code, out, err = cli("oauth", "status", str(wired["id"]))
+    assert code == 0, err
+    assert "not_authorized" in out
+
+
+def test_status_after_tokens_shows_state_expiry_and_scopes_never_a_token(
+    authz_server: Any,
+) -> None:
+    authz_server.register_client("m2m-cli", "m2m-cli-secret", grant_types=("client_credentials",))
+    with open_broker() as broker:
+        cid = broker.credentials.create(
+            name="CLI m2m",
+            type="oauth2_client_credentials",
+            config={
+                "token_url": authz_server.token_url,
+                "client_id": "m2m-cli",
+                "scopes": ["reports:read"],
+            },
+            secret={"client_secret": "m2m-cli-secret"},
+        ).id
+        token = broker.provider().resolve(cid).fields["access_token"].reveal()
+    code, out, err = cli("oauth", "status", str(cid))
+    assert code == 0, err
+    assert "active" in out and "reports:read" in out
+    code, out_json, _ = cli("oauth", "status", str(cid), "--json")
+    assert code == 0 and '"state": "active"' in out_json
+    for text in (out, out_json, err):
+        assert token not in text and "m2m-cli-secret" not in text

@@ -27,10 +27,8 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, NoReturn
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
@@ -51,10 +49,14 @@ from flowcred.references import DEFAULT_ENVIRONMENT
 from flowcred.runtime.authorization_seams import (
     AuthorizationRefused,
     Caller,
+    CompletedAuthorization,
     EndpointsLike,
     ExchangeCode,
     IdTokenCheck,
     TokenSink,
+    _config_scopes,
+    _origin_path,
+    callback_url,
 )
 from flowcred.runtime.oauth2_grants import GrantClient, OAuthClient
 from flowcred.runtime.provider import Ref
@@ -70,44 +72,10 @@ __all__ = [
     "default_flow",
 ]
 
-CALLBACK_PATH = "/api/oauth/callback"
 _OAUTH_ERROR_RE = re.compile(r"^[a-z0-9_.-]{1,64}$")
 _AUTH_METHODS: frozenset[str] = frozenset(
     {"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
 )
-
-
-@dataclass(frozen=True, slots=True)
-class CompletedAuthorization:
-    """A completed authorization: which credential, who started it, what was granted."""
-
-    credential_id: int
-    tenant: str
-    actor: Actor
-    scopes: tuple[str, ...]
-    expires_at: datetime | None
-    has_refresh_token: bool
-
-
-def callback_url(public_url: str | None, host: str, port: int) -> str:
-    """flowcred's own redirect URI: ``{public_url}/api/oauth/callback`` or ``http://host:port``."""
-    base = (public_url or f"http://{host}:{port}").rstrip("/")
-    return base + CALLBACK_PATH
-
-
-def _origin_path(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-
-
-def _config_scopes(value: object) -> tuple[str, ...] | None:
-    if isinstance(value, str):
-        found = tuple(s for s in value.replace(",", " ").split() if s)
-        return found or None
-    if isinstance(value, (list, tuple)):
-        found = tuple(str(s).strip() for s in value if str(s).strip())
-        return found or None
-    return None
 
 
 class AuthorizationFlow:

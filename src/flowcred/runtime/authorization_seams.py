@@ -8,9 +8,12 @@ manager and a test can wire a recording sink.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
-from flowcred.audit import Access
+from flowcred.audit import Access, Actor
 from flowcred.catalog.oauth_spec import OAuthSpec
 from flowcred.credential_reads import CredentialReads
 from flowcred.errors import AccessDenied
@@ -94,3 +97,39 @@ class AuthorizationRefused(AccessDenied):
         super().__init__(message)
         self.reason = reason
         self.oauth_error = oauth_error
+
+
+CALLBACK_PATH = "/api/oauth/callback"
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedAuthorization:
+    """A completed authorization: which credential, who started it, what was granted."""
+
+    credential_id: int
+    tenant: str
+    actor: Actor
+    scopes: tuple[str, ...]
+    expires_at: datetime | None
+    has_refresh_token: bool
+
+
+def callback_url(public_url: str | None, host: str, port: int) -> str:
+    """flowcred's own redirect URI: ``{public_url}/api/oauth/callback`` or ``http://host:port``."""
+    base = (public_url or f"http://{host}:{port}").rstrip("/")
+    return base + CALLBACK_PATH
+
+
+def _origin_path(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _config_scopes(value: object) -> tuple[str, ...] | None:
+    if isinstance(value, str):
+        found = tuple(s for s in value.replace(",", " ").split() if s)
+        return found or None
+    if isinstance(value, (list, tuple)):
+        found = tuple(str(s).strip() for s in value if str(s).strip())
+        return found or None
+    return None
