@@ -132,3 +132,47 @@ def test_authorization_code_grant_end_to_end_then_refreshes_by_itself(
     ]
     assert actions.count("authorized") >= 2 and "refreshed" in actions
     assert "refresh_failed" in actions
+
+
+def test_a_code_from_another_authorization_fails_its_pkce_check(
+    api_env: Any, serve: Any, authz_server: AuthzServer
+) -> None:
+    """A code intercepted from one authorization and replayed with another state: the
+    provider refuses it (the PKCE verifier of that state does not match), nothing is stored."""
+    base = serve(api_env.app)
+    callback = f"{base}/api/oauth/callback"
+    api_env.broker.oauth_flow.redirect_uri = callback
+    authz_server.register_client("flowcred-web", CLIENT_SECRET, redirect_uris=(callback,))
+    cred = api_env.seed(
+        "acme",
+        type="oauth2",
+        config={
+            "authorization_url": authz_server.authorize_url,
+            "token_url": authz_server.token_url,
+            "client_id": "flowcred-web",
+        },
+        secret={"client_secret": CLIENT_SECRET},
+    )
+    with httpx.Client(base_url=base, follow_redirects=False, timeout=30) as http:
+        urls = []
+        for _ in range(2):
+            start = http.get(
+                f"/api/oauth/{cred.id}/authorize", headers=api_env.headers("developer", "acme")
+            )
+            at_provider = httpx.get(start.headers["location"], follow_redirects=False)
+            urls.append(httpx.URL(at_provider.headers["location"]))
+        first, second = urls
+        swapped = http.get(
+            "/api/oauth/callback",
+            params={"state": second.params["state"], "code": first.params["code"]},
+        )
+        assert swapped.status_code == 400
+        assert swapped.json()["reason"] == "exchange_failed"
+        assert first.params["code"] not in swapped.text
+        assert api_env.broker.tokens.status(cred.id, "acme").state == "not_authorized"
+        # A redirect URI the provider does not know is refused at the provider.
+        api_env.broker.oauth_flow.redirect_uri = f"{base}/elsewhere"
+        start = http.get(
+            f"/api/oauth/{cred.id}/authorize", headers=api_env.headers("developer", "acme")
+        )
+        assert httpx.get(start.headers["location"], follow_redirects=False).status_code == 400
