@@ -176,3 +176,36 @@ def test_a_code_from_another_authorization_fails_its_pkce_check(
             f"/api/oauth/{cred.id}/authorize", headers=api_env.headers("developer", "acme")
         )
         assert httpx.get(start.headers["location"], follow_redirects=False).status_code == 400
+
+
+def test_an_openid_authorization_checks_the_id_token_against_the_issuers_keys(
+    api_env: Any, serve: Any, authz_server: AuthzServer
+) -> None:
+    base = serve(api_env.app)
+    callback = f"{base}/api/oauth/callback"
+    api_env.broker.oauth_flow.redirect_uri = callback
+    authz_server.register_client("oidc-web", CLIENT_SECRET, redirect_uris=(callback,))
+    cred = api_env.seed(
+        "acme",
+        type="oauth2",
+        config={
+            "authorization_url": authz_server.authorize_url,
+            "token_url": authz_server.token_url,
+            "issuer": authz_server.issuer,
+            "client_id": "oidc-web",
+            "scopes": ["openid", "profile"],
+        },
+        secret={"client_secret": CLIENT_SECRET},
+    )
+    with httpx.Client(base_url=base, follow_redirects=False, timeout=30) as http:
+        start = http.get(
+            f"/api/oauth/{cred.id}/authorize", headers=api_env.headers("developer", "acme")
+        )
+        assert "nonce" in httpx.URL(start.headers["location"]).params
+        done = _authorize(http, api_env, cred.id)
+        assert done.status_code == 200, done.text
+        # An ID token issued for another client is refused, and nothing is stored.
+        authz_server.id_token_claims = {"aud": "some-other-client"}
+        refused = _authorize(http, api_env, cred.id)
+        assert refused.status_code == 400
+        assert refused.json()["reason"] == "id_token_invalid"

@@ -153,7 +153,9 @@ class GrantClient:
             issuer = issuer.rstrip("/")
         jwks_uri = pick(None, "jwks_uri")
         wants_auth = spec.grant == "authorization_code"
-        wants_jwks = "openid" in spec.scopes
+        scopes = config.get("scopes")
+        configured = scopes.split() if isinstance(scopes, str) else scopes or ()
+        wants_jwks = "openid" in spec.scopes or "openid" in configured
         missing = (
             not token_url or (wants_auth and not authorization_url) or (wants_jwks and not jwks_uri)
         )
