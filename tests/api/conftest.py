@@ -10,6 +10,8 @@ so the app's lifespan runs.
 from __future__ import annotations
 
 import os
+import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from fastapi import FastAPI
 
 from flowcred.api.app import create_app
@@ -156,3 +159,29 @@ def any_db_api_env(database_url: str, tmp_path: Path) -> Iterator[ApiEnv]:
 def open_api_env_factory() -> Callable[..., Any]:
     """:func:`open_api_env` itself, for tests that manage the environment's lifetime."""
     return open_api_env
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    """Run an app with real uvicorn on 127.0.0.1 (a free port) in a thread; returns its URL."""
+    servers: list[uvicorn.Server] = []
+    threads: list[threading.Thread] = []
+
+    def start(app: Any) -> str:
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        servers.append(server)
+        threads.append(thread)
+        return f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+
+    yield start
+    for server in servers:
+        server.should_exit = True
+    for thread in threads:
+        thread.join(timeout=10)

@@ -6,44 +6,15 @@ it Expired after one attempt, and a re-authorisation makes it Active again.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
-import uvicorn
 from tests.oauth_support.server import AuthzServer
 
 from flowcred.audit.log import AuditFilter
 
 CLIENT_SECRET = "web-client-secret-canary-5d1e"
-
-
-@pytest.fixture
-def serve() -> Iterator[Any]:
-    servers: list[uvicorn.Server] = []
-    threads: list[threading.Thread] = []
-
-    def start(app: Any) -> str:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        servers.append(server)
-        threads.append(thread)
-        return f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-
-    yield start
-    for server in servers:
-        server.should_exit = True
-    for thread in threads:
-        thread.join(timeout=10)
 
 
 def _authorize(http: httpx.Client, env: Any, cid: int) -> httpx.Response:

@@ -16,7 +16,6 @@ import json
 import logging
 import secrets
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,7 +25,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy import select
 
@@ -146,32 +144,6 @@ def provider() -> Iterator[TokenEndpoint]:
     yield endpoint
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def serve() -> Iterator[Any]:
-    """Run an app with real uvicorn on 127.0.0.1 (a free port) in a thread."""
-    servers: list[uvicorn.Server] = []
-    threads: list[threading.Thread] = []
-
-    def start(app: Any) -> str:
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        servers.append(server)
-        threads.append(thread)
-        return f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-
-    yield start
-    for server in servers:
-        server.should_exit = True
-    for thread in threads:
-        thread.join(timeout=10)
 
 
 @dataclass

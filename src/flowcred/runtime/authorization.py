@@ -125,7 +125,7 @@ class AuthorizationFlow:
         """The type's OAuthSpec (``CredentialType.oauth``), or one built for the generic
         ``oauth2`` type from its config (``authorization_url`` / ``token_url``)."""
         ctype = self._broker.catalog.get(record.type)
-        spec: OAuthSpec | None = getattr(ctype, "oauth", None)
+        spec: OAuthSpec | None = ctype.oauth
         if spec is None:
             if "authorization_url" in record.config and "token_url" in record.config:
                 method = record.config.get("auth_method")

@@ -202,8 +202,7 @@ class Resolver:
         return self._checked(cid, self._token_manager().force_refresh(base, spec, tenant))
 
     def _oauth(self, type_name: str) -> OAuthSpec | None:
-        spec: OAuthSpec | None = getattr(self._ctype(type_name), "oauth", None)
-        return spec
+        return self._ctype(type_name).oauth
 
     def _token_manager(self) -> TokenManager:
         if self.tokens is None:
@@ -272,7 +271,7 @@ class Resolver:
         config: dict[str, Any] = json.loads(config_json)
         ctype = self._ctype(type_name)
         register = self._registry.pin
-        if getattr(ctype, "oauth", None) is not None:
+        if ctype.oauth is not None:
             # Only the token manager's access token leaves for an OAuth type: the base
             # material carries the config, none of the stored secrets.
             for value in secret.values():
@@ -312,7 +311,7 @@ class Resolver:
         token for an OAuth type)."""
         ctype = self._ctype(material.type)
         token = material.fields.get("access_token")
-        if getattr(ctype, "oauth", None) is not None and isinstance(token, Secret):
+        if ctype.oauth is not None and isinstance(token, Secret):
             return token.reveal()
         secret = {
             f.name: material.fields[f.name].reveal()

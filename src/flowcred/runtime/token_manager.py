@@ -111,9 +111,6 @@ class TokenManager:
 
     # -- the resolve path --------------------------------------------------------------------
 
-    def spec_of(self, type_name: str) -> OAuthSpec | None:
-        return getattr(self._catalog.get(type_name), "oauth", None)
-
     def material(
         self, base: CredentialMaterial, spec: OAuthSpec, tenant: str
     ) -> CredentialMaterial:
@@ -158,13 +155,6 @@ class TokenManager:
             self._entries.pop(credential_id, None)
 
     # -- timing ------------------------------------------------------------------------------
-
-    def margin_for(self, spec: OAuthSpec, inputs: GrantInputs | None = None) -> float:
-        if inputs is not None and inputs.margin_override is not None:
-            return inputs.margin_override
-        if spec.refresh_margin_seconds is not None:
-            return spec.refresh_margin_seconds
-        return self._margin
 
     def _phase(self, tokens: TokenSet, base: CredentialMaterial, spec: OAuthSpec) -> str:
         if tokens.expires_at is None:

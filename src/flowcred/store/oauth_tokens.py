@@ -138,15 +138,7 @@ class TokenStore:
         now = self._clock.now()
         try:
             with write_transaction(self._engine) as conn:
-                conn.execute(
-                    insert(oauth_tokens).values(
-                        credential_id=credential_id,
-                        generation=0,
-                        state="not_authorized",
-                        scopes="",
-                        updated_at=now,
-                    )
-                )
+                conn.execute(_empty_row(credential_id, now))
         except IntegrityError:
             pass  # created meanwhile by another process (or the credential is gone: read says)
 
@@ -209,15 +201,7 @@ class TokenStore:
             if current is None:
                 if owner is not None:
                     return None
-                conn.execute(
-                    insert(oauth_tokens).values(
-                        credential_id=credential_id,
-                        generation=0,
-                        state="not_authorized",
-                        scopes="",
-                        updated_at=now,
-                    )
-                )
+                conn.execute(_empty_row(credential_id, now))
                 current_generation = 0
             else:
                 current_generation = int(current[0])
@@ -355,3 +339,10 @@ def rewrap_tokens(engine: Engine, ring: KekRing, *, batch_size: int = 500) -> in
             conn.execute(statement, params)
         done += len(params)
     return done
+
+
+def _empty_row(credential_id: int, now: datetime) -> Any:
+    """The INSERT of a credential's row before its first token set (``not_authorized``)."""
+    return insert(oauth_tokens).values(
+        credential_id=credential_id, generation=0, state="not_authorized", scopes="", updated_at=now
+    )
