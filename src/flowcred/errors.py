@@ -6,10 +6,17 @@ Every error a user can meet derives from :class:`FlowcredError`::
     ├── ConfigurationError            settings or environment unusable; do not start
     │   ├── KeyUnavailable            no key-encryption key where the database says one must be
     │   ├── KeyMismatch               a key was found, but not the one the database was sealed with
-    │   └── InsecureKeyFile           the key file is readable by group or others
+    │   ├── InsecureKeyFile           the key file is readable by group or others
+    │   ├── CredentialsFileError      a flowgen ``credentials_path`` file cannot be used
+    │   │   ├── CredentialsFileUnreadable   "Failed to read credentials file at PATH: ..."
+    │   │   └── CredentialsFileMalformed    "Failed to parse credentials file at PATH: ..."
+    │   └── StartupFailed             start-up retries of a task's credentials gave up
     ├── StoreError                    the database failed or is in an unexpected state
     │   └── DatabaseUnavailable       cannot connect or open: refused, auth, missing db, file
     ├── CredentialNotFound            unknown id or handle, or another tenant's (no oracle)
+    │   ├── BindingNotFound           no binding of that name (nor node/flow/env default)
+    │   └── SecretNotFound            no secret source holds the named secret
+    ├── SecretSourceError             a secret source failed (unreachable, denied): no fall-through
     ├── CredentialTypeMismatch        the credential exists but is not of the type the caller needs
     ├── InvalidCredential             input failed validation; ``problems`` lists every field
     │   ├── UnknownCredentialType     the type name is not in the catalog
@@ -21,6 +28,8 @@ Every error a user can meet derives from :class:`FlowcredError`::
     ├── CredentialExpired             a static secret is past its ``expires_at``
     ├── DecryptionFailed              a sealed blob failed its integrity check (opaque on purpose)
     ├── AccessDenied                  the caller may not do this
+    │   ├── DestinationRefused        a connection test's destination is not allowed (SSRF guard)
+    │   └── WebhookUnauthorized       an incoming request's credentials are missing or wrong
     ├── TokenRefreshFailed            an OAuth token could not be obtained or refreshed
     └── CircuitOpen                   calls to a failing token endpoint are paused
 
@@ -195,6 +204,69 @@ class CredentialExpired(FlowcredError):
         super().__init__(f"credential {credential_id} has expired; rotate it")
 
 
+class CredentialsFileError(ConfigurationError):
+    """Raised when a flowgen ``credentials_path`` file cannot be used; ``path`` names it.
+
+    Messages name the path and the reason (an OS error, a JSON position, a missing field name)
+    and never the file's content: operators grep worker logs for "Failed to read credentials"
+    and "Failed to parse credentials".
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class CredentialsFileUnreadable(CredentialsFileError):
+    """Raised when the file is missing or cannot be read: "Failed to read credentials ..."."""
+
+
+class CredentialsFileMalformed(CredentialsFileError):
+    """Raised when the file is not the JSON its task family expects: "Failed to parse ..."."""
+
+
+class StartupFailed(ConfigurationError):
+    """Raised when a task's start-up (loading its credentials) was retried and given up.
+
+    ``attempts`` says how many were made; ``__cause__`` is the last failure.
+    """
+
+    def __init__(self, message: str, attempts: int) -> None:
+        self.attempts = attempts
+        super().__init__(message)
+
+
+class BindingNotFound(CredentialNotFound):
+    """Raised when a binding handle is not configured (Credential Provider spec: DAG330)."""
+
+
+class SecretNotFound(CredentialNotFound):
+    """Raised when no secret source holds a named secret.
+
+    ``name`` is the secret's name and ``tried`` the sources asked, in order; for the
+    environment source the message names the variable it wanted, never a value.
+    """
+
+    def __init__(self, name: str, tried: Sequence[str], message: str | None = None) -> None:
+        self.name = name
+        self.tried = tuple(tried)
+        super().__init__(
+            message or f"secret {name!r} not found in any source (tried: {', '.join(self.tried)})"
+        )
+
+
+class SecretSourceError(FlowcredError):
+    """Raised when a secret source fails for a reason other than "not found".
+
+    An unreachable Vault or an access-denied answer from AWS is an error, never a silent
+    fall-through to the next source. ``source`` names the source.
+    """
+
+    def __init__(self, source: str, message: str) -> None:
+        self.source = source
+        super().__init__(f"secret source {source!r}: {message}")
+
+
 class DecryptionFailed(FlowcredError):
     """Raised for every integrity failure of a sealed secret.
 
@@ -212,6 +284,30 @@ class DecryptionFailed(FlowcredError):
 
 class AccessDenied(FlowcredError):
     """Raised when the caller is not allowed to perform the operation."""
+
+
+class DestinationRefused(AccessDenied):
+    """Raised when a connection test would reach a refused destination.
+
+    Link-local and cloud-metadata addresses are refused by default (after DNS resolution, and
+    again after each redirect); ``host`` names what was asked for.
+    """
+
+    def __init__(self, host: str, reason: str) -> None:
+        self.host = host
+        super().__init__(f"destination {host!r} refused: {reason}")
+
+
+class WebhookUnauthorized(AccessDenied):
+    """Raised when an incoming request lacks the configured credentials or presents wrong ones.
+
+    The message is the same for missing and wrong credentials, so it tells a caller nothing.
+    ``challenge`` is the ``WWW-Authenticate`` value to answer with.
+    """
+
+    def __init__(self, challenge: str = 'Bearer realm="flowcred"') -> None:
+        self.challenge = challenge
+        super().__init__("unauthorized")
 
 
 class TokenRefreshFailed(FlowcredError):
