@@ -1,0 +1,3 @@
+"""Importing this module registers every family's connection test (one import per module)."""
+
+# ruff: noqa: F401
