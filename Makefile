@@ -26,8 +26,10 @@ lint: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
+# The suite runs on every core (pytest-xdist): each worker has its own PostgreSQL database and
+# temporary homes, so tests do not share state; PYTEST_ARGS="-n 0" runs it in one process.
 test: lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n auto $(PYTEST_ARGS)
 
 format: install
 	$(BIN)/ruff format src tests bench
