@@ -261,6 +261,7 @@ def test_a_wrong_master_key_variable_is_refused(
         (base64.b64encode(b"sixteen byte key").decode(), "32 bytes"),
         (b64(generate_key()) + ",@@not-a-key@@", "base64"),
     ],
+    ids=["placeholder", "placeholder-case", "not-base64", "short-key", "bad-second-key"],
 )
 def test_an_unusable_master_key_variable_is_refused_without_echo(
     store: Store, monkeypatch: pytest.MonkeyPatch, value: str, needle: str
