@@ -11,10 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import RowMapping
 
 from flowcred.records import Credential, CredentialStatus
+
+if TYPE_CHECKING:
+    from flowcred.credential_status import StatusRule
 
 
 def as_utc(value: datetime | str | None) -> datetime | None:
@@ -29,13 +33,13 @@ def as_utc(value: datetime | str | None) -> datetime | None:
 
 
 def credential_from_row(
-    row: RowMapping, *, family_of: Callable[[str], str], now: datetime
+    row: RowMapping, *, family_of: Callable[[str], str], rule: StatusRule
 ) -> Credential:
-    """The record of ``row``; an active credential past its ``expires_at`` reads as expired."""
+    """The record of ``row``, its status derived as of now by ``rule``
+    (:mod:`flowcred.credential_status`: past ``expires_at`` is expired, and so on)."""
     expires_at = as_utc(row["expires_at"])
-    status: CredentialStatus = row["status"]
-    if status == "active" and expires_at is not None and expires_at <= now:
-        status = "expired"
+    stored: CredentialStatus = row["status"]
+    status, expiring_soon = rule.apply(stored, expires_at)
     created_at = as_utc(row["created_at"])
     updated_at = as_utc(row["updated_at"])
     assert created_at is not None and updated_at is not None
@@ -54,4 +58,5 @@ def credential_from_row(
         last_used_at=as_utc(row["last_used_at"]),
         expires_at=expires_at,
         current_version=row["current_version"],
+        expiring_soon=expiring_soon,
     )

@@ -27,6 +27,7 @@ from sqlalchemy import Engine, RowMapping, and_, delete, func, insert, select, u
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from flowcred.clock import Clock
+from flowcred.credential_status import StatusRule
 from flowcred.crypto import KekRing, open_sealed, seal, secret_aad
 from flowcred.errors import (
     CredentialNotFound,
@@ -68,6 +69,7 @@ class CredentialStore:
         retention: int,
         family_of: Callable[[str], str],
         ring_for: Callable[[int], KekRing] | None = None,
+        status_rule: StatusRule | None = None,
     ) -> None:
         self._engine = engine
         self._ring = ring
@@ -75,11 +77,12 @@ class CredentialStore:
         self._clock = clock
         self._retention = retention
         self._family_of = family_of
+        self._status_rule = status_rule or StatusRule(clock)
 
     # -- reads -----------------------------------------------------------------------------
 
     def _record(self, row: RowMapping) -> Credential:
-        return credential_from_row(row, family_of=self._family_of, now=self._clock.now())
+        return credential_from_row(row, family_of=self._family_of, rule=self._status_rule)
 
     def get(self, credential_id: int) -> Credential | None:
         try:
