@@ -31,6 +31,7 @@ loop.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,7 @@ from flowcred.webhooks import (
     WebhookCredentials,
     check_layout,
     effective_credentials,
+    load_webhook_credentials,
     verify,
 )
 
@@ -62,10 +64,17 @@ JwtSetting = JwtRequirement | JwtVerifier | None
 
 @dataclass(frozen=True, slots=True)
 class WebhookEndpoint:
-    """One endpoint's own settings: its ``credentials_path`` file (``None``: none) and JWT."""
+    """One endpoint's own settings: its credentials (given, or its ``credentials_path`` file
+    read as ``kind``; neither: fall back to the default) and its JWT requirement."""
 
     credentials: WebhookCredentials = None
     jwt: JwtSetting = None
+    credentials_path: str | os.PathLike[str] | None = None
+    kind: str = "http"
+
+    def own_credentials(self) -> WebhookCredentials:
+        """The endpoint's credentials, loading its file if it names one."""
+        return load_webhook_credentials(self.credentials, self.credentials_path, self.kind)
 
 
 def _verifier(jwt: JwtSetting, clock: Clock | None) -> JwtVerifier | None:
@@ -90,9 +99,10 @@ async def _check(
 class WebhookAuth:
     """A FastAPI dependency verifying one endpoint: ``Depends(WebhookAuth(credentials))``.
 
-    ``credentials`` are the endpoint's own; ``default`` the worker's, used only when
-    ``credentials`` is ``None``. ``jwt`` adds the user-level JWT check. The dependency's value is
-    the verified JWT claims (``None`` without a JWT); a refusal raises a 401
+    ``credentials`` (or the file at ``credentials_path``) are the endpoint's own; ``default``
+    (or ``default_path``) the worker's, used only when the endpoint has none. Files are read
+    once, here, as ``kind`` (``http`` or ``mcp``). ``jwt`` adds the user-level JWT check. The
+    dependency's value is the verified JWT claims (``None`` without a JWT); a refusal raises a 401
     :class:`~fastapi.HTTPException` with :data:`UNAUTHORIZED_BODY`'s detail.
     """
 
@@ -102,10 +112,16 @@ class WebhookAuth:
         *,
         jwt: JwtSetting = None,
         default: WebhookCredentials = None,
+        credentials_path: str | os.PathLike[str] | None = None,
+        default_path: str | os.PathLike[str] | None = None,
+        kind: str = "http",
         realm: str = DEFAULT_REALM,
         clock: Clock | None = None,
     ) -> None:
-        self.credentials = effective_credentials(credentials, default)
+        self.credentials = effective_credentials(
+            load_webhook_credentials(credentials, credentials_path, kind),
+            load_webhook_credentials(default, default_path, kind),
+        )
         self.jwt = _verifier(jwt, clock)
         self.realm = realm
         check_layout(self.credentials, self.jwt)
@@ -124,7 +140,9 @@ class WebhookAuth:
 class WebhookAuthMiddleware:
     """ASGI middleware verifying every HTTP request by its path; see the module docstring.
 
-    ``endpoints`` maps exact paths to a :class:`WebhookEndpoint` (or bare credentials);
+    ``default`` (or the file at ``default_path``, read as ``kind``) is the worker's
+    ``http_server.credentials_path``; ``endpoints`` maps exact paths to a
+    :class:`WebhookEndpoint` (or bare credentials);
     ``exempt`` paths (health checks) are never checked. WebSocket connections are checked too
     and closed with code 1008 before acceptance when refused. Lifespan events pass through.
     """
@@ -134,15 +152,17 @@ class WebhookAuthMiddleware:
         app: ASGIApp,
         *,
         default: WebhookCredentials = None,
+        default_path: str | os.PathLike[str] | None = None,
         endpoints: Mapping[str, WebhookEndpoint | WebhookCredentials] | None = None,
         exempt: Iterable[str] = (),
+        kind: str = "http",
         realm: str = DEFAULT_REALM,
         clock: Clock | None = None,
     ) -> None:
         self.app = app
         self.realm = realm
         self.exempt = frozenset(exempt)
-        self._default = default
+        default = self._default = load_webhook_credentials(default, default_path, kind)
         verifiers: dict[JwtRequirement, JwtVerifier] = {}
         self._endpoints: dict[str, tuple[WebhookCredentials, JwtVerifier | None]] = {}
         for path, setting in (endpoints or {}).items():
@@ -155,7 +175,7 @@ class WebhookAuthMiddleware:
             if isinstance(jwt, JwtRequirement):
                 # One verifier (one JWKS cache) per requirement, shared by its endpoints.
                 jwt = verifiers.setdefault(jwt, JwtVerifier(jwt, clock=clock))
-            credentials = effective_credentials(endpoint.credentials, default)
+            credentials = effective_credentials(endpoint.own_credentials(), default)
             check_layout(credentials, jwt)
             self._endpoints[path] = (credentials, jwt)
 

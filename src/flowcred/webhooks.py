@@ -33,11 +33,13 @@ import base64
 import binascii
 import hmac
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from flowcred.credential_files.http import HttpCredentials, McpCredentials
 from flowcred.errors import WebhookUnauthorized
+from flowcred.files import kind_for_task, load_credentials
 
 if TYPE_CHECKING:
     from flowcred.webhook_jwt import JwtVerifier
@@ -49,6 +51,7 @@ __all__ = [
     "check_layout",
     "effective_credentials",
     "is_configured",
+    "load_webhook_credentials",
     "verify",
 ]
 
@@ -86,6 +89,26 @@ def is_configured(credentials: WebhookCredentials) -> bool:
     if isinstance(typed, McpCredentials):
         return bool(typed.api_keys)
     return typed.configured
+
+
+def load_webhook_credentials(
+    credentials: WebhookCredentials = None,
+    credentials_path: str | os.PathLike[str] | None = None,
+    kind: str = "http",
+) -> WebhookCredentials:
+    """``credentials``, or the file at ``credentials_path`` read by
+    :func:`flowcred.files.load_credentials` as ``kind`` (``http`` / ``http_endpoint`` or
+    ``mcp`` / ``mcp_tool``). Loading happens once, at start; a missing or malformed file raises
+    :class:`~flowcred.errors.CredentialsFileError` naming the path (never the content)."""
+    if credentials_path is None:
+        return credentials
+    if credentials is not None:
+        raise ValueError("give credentials or credentials_path, not both")
+    if kind_for_task(kind) not in ("http", "mcp"):
+        raise ValueError(f"webhook credentials files are http or mcp, not {kind!r}")
+    loaded = load_credentials(credentials_path, kind)
+    assert isinstance(loaded, HttpCredentials | McpCredentials)
+    return loaded
 
 
 def effective_credentials(
