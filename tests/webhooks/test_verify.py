@@ -23,6 +23,7 @@ from tests.webhooks.conftest import (
 
 from flowcred.credential_files.http import HttpCredentials, McpCredentials
 from flowcred.errors import WebhookUnauthorized
+from flowcred.webhook_asgi import WebhookAuth, WebhookEndpoint
 from flowcred.webhooks import effective_credentials, verify
 
 
@@ -129,3 +130,9 @@ def test_refusals_log_the_reason_but_never_a_secret(caplog: pytest.LogCaptureFix
         refused({"Authorization": value}, BOTH)
     assert "refused" in caplog.text
     assert_no_canary(caplog.text)
+
+
+def test_configured_objects_print_no_secret() -> None:
+    shown = repr(WebhookEndpoint(BOTH)) + repr(WebhookAuth(MCP).credentials) + repr(WORKER)
+    assert "[secure]" in shown
+    assert_no_canary(shown)
