@@ -15,6 +15,7 @@ back to storing plaintext.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from flowcred.audit.events import API_KEY, KEK, Result
 from flowcred.audit.trail import AuditTrail
 from flowcred.catalog import Catalog, default_catalog
 from flowcred.clock import Clock, SystemClock
+from flowcred.credential_status import StatusRule
 from flowcred.credentials import Credentials
 from flowcred.crypto import KeySource, key_source_from_settings
 from flowcred.errors import ConfigurationError, FlowcredError, UnknownCredentialType
@@ -126,6 +128,7 @@ class Broker:
             retention=settings.version_retention,
             family_of=family_of,
             ring_for=self._rings.covering,
+            status_rule=StatusRule(clock, timedelta(days=settings.expiring_soon_days)),
         )
         self._reader = HotReader(engine)
         # Other processes' changes reach this one's caches through the change feed.

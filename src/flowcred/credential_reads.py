@@ -16,6 +16,7 @@ from flowcred.argument_checks import check_arguments
 from flowcred.audit import Access
 from flowcred.audit.trail import AuditTrail
 from flowcred.catalog import Catalog
+from flowcred.credential_status import check_status_filter, matches_status
 from flowcred.errors import CredentialNotFound, FlowcredError, InvalidCredential
 from flowcred.records import Credential, SecretVersion
 from flowcred.redaction import SecretRegistry
@@ -181,6 +182,7 @@ class CredentialReads:
         after_id: int | None,
         limit: int | None,
     ) -> builtins.list[Credential]:
+        check_status_filter(status)
         type_names: builtins.list[str] | None = None
         if type_name is not None:
             type_names = [self._catalog.get(type_name).name]
@@ -196,7 +198,7 @@ class CredentialReads:
         )
         records = [self._with_last_used(r) for r in records]
         if status is not None:
-            records = [r for r in records if r.status == status][: limit or None]
+            records = [r for r in records if matches_status(r, status)][: limit or None]
         return records
 
     def versions(

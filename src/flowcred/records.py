@@ -18,7 +18,8 @@ class Credential:
     """A stored credential's metadata.
 
     ``id`` is the ``credentialId`` flows hold; ``handle`` is the slug unique per tenant and
-    environment; ``config`` holds only the type's non-secret fields.
+    environment; ``config`` holds only the type's non-secret fields. ``status`` and
+    ``expiring_soon`` are as of the read (:mod:`flowcred.credential_status`).
     """
 
     id: int
@@ -35,6 +36,7 @@ class Credential:
     last_used_at: datetime | None
     expires_at: datetime | None
     current_version: int
+    expiring_soon: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (datetimes as ISO 8601 strings), the stable ``--json`` shape."""

@@ -43,6 +43,9 @@ class FlowcredSettings(BaseSettings):
     # (runtime/invalidation.py); while the change feed cannot be read, the caches stop answering.
     change_visibility_seconds: float = Field(default=1.0, ge=0.05, le=60)
     version_retention: int = Field(default=10, ge=1)
+    # A credential whose expires_at is this close shows "expiring soon" (credential_status.py);
+    # 0 turns the marker off.
+    expiring_soon_days: float = Field(default=7.0, ge=0, le=3650)
     last_used_flush_seconds: float = Field(default=10.0, gt=0)
     rewrap_batch_size: int = Field(default=500, ge=1, le=100_000)
 

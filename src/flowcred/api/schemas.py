@@ -60,6 +60,8 @@ class CredentialPublic(BaseModel):
     family: str
     provider: str | None
     status: str
+    # True while expiresAt is within FLOWCRED_EXPIRING_SOON_DAYS (credential_status.py).
+    expiringSoon: bool = False
     tenantId: str
     environment: str
     config: dict[str, Any]
@@ -80,6 +82,7 @@ class CredentialPublic(BaseModel):
             family=record.family,
             provider=provider,
             status=record.status,
+            expiringSoon=record.expiring_soon,
             tenantId=record.tenant,
             environment=record.environment,
             config=record.config,

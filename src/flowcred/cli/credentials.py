@@ -16,6 +16,7 @@ from flowcred.cli.output import (
     credentials_table,
     key_value_table,
     print_json,
+    status_label,
     version_json,
     visible,
     when,
@@ -129,7 +130,7 @@ def show_record(record: Credential, *, as_json: bool, extra: dict[str, Any] | No
         ("type", f"{record.type} ({record.family})"),
         ("tenant", record.tenant),
         ("environment", record.environment),
-        ("status", record.status),
+        ("status", status_label(record)),
         ("version", str(record.current_version)),
         ("created", when(record.created_at)),
         ("updated", when(record.updated_at)),
@@ -211,7 +212,10 @@ def list_(
     env: Annotated[str | None, typer.Option("--env", "-e")] = None,
     type_: Annotated[str | None, typer.Option("--type")] = None,
     family: Annotated[str | None, typer.Option("--family")] = None,
-    status: Annotated[str | None, typer.Option("--status")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="active, expired, error or expiring_soon."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List credentials (metadata only), of every tenant unless --tenant is given."""

@@ -171,6 +171,11 @@ def when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
 
 
+def status_label(record: Credential) -> str:
+    """The status as shown to a person: ``active (expiring soon)`` inside the window."""
+    return f"{record.status} (expiring soon)" if record.expiring_soon else record.status
+
+
 def credentials_table(records: Sequence[Credential]) -> Table:
     table = Table(show_lines=False)
     for column in (
@@ -195,7 +200,7 @@ def credentials_table(records: Sequence[Credential]) -> Table:
             r.family,
             r.tenant,
             r.environment,
-            r.status,
+            status_label(r),
             str(r.current_version),
             when(r.last_used_at),
         )

@@ -20,13 +20,14 @@ from __future__ import annotations
 import builtins
 import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, RowMapping, and_, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from flowcred.clock import Clock
+from flowcred.credential_status import StatusRule
 from flowcred.crypto import KekRing, open_sealed, seal, secret_aad
 from flowcred.errors import (
     CredentialNotFound,
@@ -39,6 +40,8 @@ from flowcred.errors import (
 )
 from flowcred.records import Credential, CredentialStatus, SecretVersion
 from flowcred.store.change_feed import record_change
+from flowcred.store.credential_rows import as_utc as as_utc  # re-exported: callers import it here
+from flowcred.store.credential_rows import credential_from_row
 from flowcred.store.engine import read_connection, translate_db_error, write_transaction
 from flowcred.store.tables import credentials, secret_versions
 
@@ -48,17 +51,6 @@ UNSET: Any = object()
 # Called inside a write transaction, after the change and before the commit, with the connection
 # and the resulting record: the audit trail appends its event here, so both commit together.
 OnWrite = Callable[[Any, Credential], None]
-
-
-def as_utc(value: datetime | str | None) -> datetime | None:
-    """Normalise a datetime read from either driver (SQLite gives naive values or text) to UTC."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 class CredentialStore:
@@ -77,6 +69,7 @@ class CredentialStore:
         retention: int,
         family_of: Callable[[str], str],
         ring_for: Callable[[int], KekRing] | None = None,
+        status_rule: StatusRule | None = None,
     ) -> None:
         self._engine = engine
         self._ring = ring
@@ -84,33 +77,12 @@ class CredentialStore:
         self._clock = clock
         self._retention = retention
         self._family_of = family_of
+        self._status_rule = status_rule or StatusRule(clock)
 
     # -- reads -----------------------------------------------------------------------------
 
     def _record(self, row: RowMapping) -> Credential:
-        expires_at = as_utc(row["expires_at"])
-        status: CredentialStatus = row["status"]
-        if status == "active" and expires_at is not None and expires_at <= self._clock.now():
-            status = "expired"
-        created_at = as_utc(row["created_at"])
-        updated_at = as_utc(row["updated_at"])
-        assert created_at is not None and updated_at is not None
-        return Credential(
-            id=row["id"],
-            tenant=row["tenant"],
-            environment=row["environment"],
-            handle=row["handle"],
-            name=row["name"],
-            type=row["type"],
-            family=self._family_of(row["type"]),
-            config=json.loads(row["config"]),
-            status=status,
-            created_at=created_at,
-            updated_at=updated_at,
-            last_used_at=as_utc(row["last_used_at"]),
-            expires_at=expires_at,
-            current_version=row["current_version"],
-        )
+        return credential_from_row(row, family_of=self._family_of, rule=self._status_rule)
 
     def get(self, credential_id: int) -> Credential | None:
         try:

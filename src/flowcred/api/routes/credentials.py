@@ -28,10 +28,14 @@ from flowcred.api.schemas import (
     VersionPublic,
 )
 from flowcred.catalog import CredentialFamily
+from flowcred.credential_status import STATUS_FILTERS
 from flowcred.errors import FieldProblem, InvalidCredential
 from flowcred.records import Credential
 from flowcred.runtime.live_test import describe, http_check
 from flowcred.store.credentials import UNSET
+
+# The filters credential_status.py defines; the rule itself lives there, not here.
+STATUS_PATTERN = "^(" + "|".join(STATUS_FILTERS) + ")$"
 
 router = APIRouter(
     prefix="/api/credentials",
@@ -190,7 +194,7 @@ def list_credentials(
     caller: Viewer,
     type: Annotated[str | None, Query(max_length=64)] = None,
     family: CredentialFamily | None = None,
-    status: Annotated[str | None, Query(pattern="^(active|expired|error)$")] = None,
+    status: Annotated[str | None, Query(pattern=STATUS_PATTERN)] = None,
     environment: Annotated[str | None, Query(max_length=64)] = None,
     tenantId: Annotated[str | None, Query(max_length=128)] = None,
     cursor: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
