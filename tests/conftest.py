@@ -23,6 +23,14 @@ PG_ADMIN_DSN = os.environ.get(
 )
 
 
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """A parameter holding a canary gets a fixed id: canaries are random per process, and
+    pytest-xdist refuses to run when its workers collect different test names."""
+    if isinstance(val, str) and "canary" in val.lower():
+        return f"{argname}-canary"
+    return None
+
+
 def require_service(reason: str) -> None:
     """Skip locally, fail under CI=true."""
     if os.environ.get("CI", "").lower() == "true":
