@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from tests.api.conftest import open_api_env
 from typer.testing import CliRunner
 
 from flowcred.catalog import CATEGORIES, Catalog, CredentialType, FieldSpec, load_catalog, place
@@ -410,3 +411,14 @@ def test_types_json_lists_every_type_with_its_category() -> None:
     assert by_name["postgres"]["category"] == "databases"
     assert by_name["api_key"]["category"] is None
     assert CANARY not in result.stdout
+
+
+def test_api_types_carries_the_category_for_the_form_picker(tmp_path: Path) -> None:
+    with open_api_env(tmp_path) as api_env:
+        got = api_env.client.get("/api/types", headers=api_env.admin())
+    assert got.status_code == 200
+    categories = {entry["name"]: entry["category"] for entry in got.json()}
+    assert len(categories) >= 150
+    assert categories["azure_service_bus"] == "message_brokers"
+    assert categories["kafka"] == "message_brokers"
+    assert categories["oauth2"] is None
