@@ -184,6 +184,9 @@ class TypePublic(BaseModel):
     title: str
     family: str
     provider: str | None
+    # databases, message_brokers, file_storage, enterprise or api_services (flowcred.catalog.
+    # categories); None for the generic and OAuth types.
+    category: str | None = None
     description: str
     aliases: list[str]
     composite: bool

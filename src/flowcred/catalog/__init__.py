@@ -4,6 +4,7 @@ Types are data, one YAML file per type in ``catalog/data/``; see :mod:`flowcred.
 for the file format and :mod:`flowcred.catalog.registry` for loading and lookup.
 """
 
+from flowcred.catalog.categories import CATEGORIES, ConnectorCategory
 from flowcred.catalog.registry import Catalog, default_catalog, load_catalog
 from flowcred.catalog.request_placement import Placement, place
 from flowcred.catalog.schema import (
@@ -18,8 +19,10 @@ from flowcred.catalog.schema import (
 )
 
 __all__ = [
+    "CATEGORIES",
     "SECRET_VALUE_FIELD",
     "Catalog",
+    "ConnectorCategory",
     "CredentialFamily",
     "CredentialType",
     "FieldFormat",

@@ -6,6 +6,7 @@ Each ``*.yaml`` file in ``catalog/data/`` declares one type, and its file name (
     catalog = default_catalog()
     catalog.get("bearer").name        # "bearer_token"
     [t.name for t in catalog.by_family("messaging")]
+    [t.name for t in catalog.by_category("databases")]
 
 Any problem with a file stops the load with a :class:`~flowcred.errors.ConfigurationError`
 that names the file, so a broken catalog fails start-up instead of a request.
@@ -23,6 +24,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from flowcred.catalog.categories import LEGACY_CATEGORIES, ConnectorCategory
 from flowcred.catalog.schema import CredentialFamily, CredentialType
 from flowcred.errors import ConfigurationError, UnknownCredentialType
 
@@ -93,6 +95,10 @@ class Catalog:
         """The types of one family (``custom``, ``oauth2``, ...), sorted by name."""
         return [ctype for ctype in self._by_name.values() if ctype.family == family]
 
+    def by_category(self, category: ConnectorCategory) -> list[CredentialType]:
+        """The types of one category (``databases``, ``message_brokers``, ...), sorted by name."""
+        return [ctype for ctype in self._by_name.values() if ctype.category == category]
+
     def source_of(self, name: str) -> str:
         """The file a type was loaded from. Raises ``UnknownCredentialType`` like :meth:`get`."""
         return self._sources[self.get(name).name]
@@ -134,6 +140,8 @@ def _load_file(path: Traversable, source: str) -> CredentialType:
     if not isinstance(data, dict):
         raise ConfigurationError(f"credential type file {source} must hold a mapping")
     data.setdefault("name", expected_name)
+    if "category" not in data and expected_name in LEGACY_CATEGORIES:
+        data["category"] = LEGACY_CATEGORIES[expected_name]
     if data["name"] != expected_name:
         raise ConfigurationError(
             f"credential type file {source} declares name {data['name']!r}; "

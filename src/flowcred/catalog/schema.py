@@ -26,6 +26,7 @@ from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from flowcred.catalog.categories import ConnectorCategory
 from flowcred.catalog.field_formats import parse_json_object
 from flowcred.catalog.field_spec import FieldFormat, FieldKind, FieldSpec, derive_label
 from flowcred.catalog.oauth_checks import check_oauth, public_oauth
@@ -37,6 +38,7 @@ from flowcred.errors import FieldProblem, InvalidCredential
 # and ``from flowcred.catalog.schema import FieldSpec`` (and the rest) keeps working.
 __all__ = [
     "SECRET_VALUE_FIELD",
+    "ConnectorCategory",
     "CredentialFamily",
     "CredentialType",
     "FieldFormat",
@@ -75,7 +77,8 @@ class CredentialType(BaseModel):
     ``ValidationError``): a duplicate field name or alias, a ``one_of`` or placement naming a field
     the type lacks, or a placement reading the wrong kind of field. ``oauth`` (how tokens are
     obtained, :class:`~flowcred.catalog.oauth_spec.OAuthSpec`) is checked against the fields by
-    :func:`~flowcred.catalog.oauth_checks.check_oauth`.
+    :func:`~flowcred.catalog.oauth_checks.check_oauth`. ``category`` groups connectors for a
+    form picker (:mod:`flowcred.catalog.categories`); ``None`` for generic and OAuth types.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -84,6 +87,7 @@ class CredentialType(BaseModel):
     title: str
     family: CredentialFamily
     provider: str | None = None
+    category: ConnectorCategory | None = None
     description: str
     aliases: list[str] = Field(default_factory=list)
     fields: list[FieldSpec] = Field(default_factory=list)
@@ -239,6 +243,7 @@ class CredentialType(BaseModel):
             "title": self.title,
             "family": self.family,
             "provider": self.provider,
+            "category": self.category,
             "description": self.description,
             "aliases": list(self.aliases),
             "composite": self.is_composite,
