@@ -23,6 +23,7 @@ from flowcred.api.middleware import BodySizeLimit, RequireHttps
 from flowcred.api.routes import audit_events, bindings, credentials, oauth, types
 from flowcred.api.schemas import Health
 from flowcred.broker import Broker, open_broker
+from flowcred.connectors.retest import Retester
 from flowcred.errors import FlowcredError
 from flowcred.runtime.authorization import AuthorizationFlow
 from flowcred.settings import FlowcredSettings
@@ -54,12 +55,21 @@ def create_app(
         # A server lives long: watch the change feed from the start, so a key rotation made by
         # another process switches what this one seals with within the visibility bound.
         app.state.broker.watch_changes()
+        # Optional periodic re-test (FLOWCRED_RETEST_INTERVAL_SECONDS; 0, the default, is off):
+        # a daemon thread, never the event loop, stopped before the broker closes.
+        retester = None
+        if settings.retest_interval_seconds > 0:
+            retester = Retester(app.state.broker, settings.retest_interval_seconds)
+            retester.start()
+        app.state.retester = retester
         if freeze_heap:
             gc.collect()
             gc.freeze()
         try:
             yield
         finally:
+            if retester is not None:
+                retester.stop()
             if owned:
                 await app.state.broker.aclose()
 

@@ -24,7 +24,6 @@ from flowcred.cli.secret_input import read_secret
 from flowcred.cli.session import open_cli_broker
 from flowcred.errors import FieldProblem, FlowcredError, InvalidCredential
 from flowcred.records import Credential
-from flowcred.runtime.live_test import describe, http_check
 
 app = typer.Typer(help="Manage stored credentials.", no_args_is_help=True)
 
@@ -378,17 +377,38 @@ def delete(
 
 @app.command("test")
 def test(
-    ref: str,
-    tenant: Annotated[str, typer.Option("--tenant", "-t")] = "default",
+    ref: Annotated[str | None, typer.Argument(help="Id or handle (omit with --all).")] = None,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", "-t", help="Tenant (default: 'default'; --all: every)")
+    ] = None,
     env: EnvOpt = "default",
+    all_: Annotated[
+        bool, typer.Option("--all", help="Test every credential (of --tenant if given).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Live-test a credential against its system (GET its test_url); exit 1 if it fails."""
+    """Live-test a credential against its system; exit 1 if it fails.
+
+    Sets the status to active or error and records a ``tested`` audit event. ``--all`` tests
+    every credential with a progress bar and prints a summary table.
+    """
+    from flowcred.cli.connection_tests import result_json, show_all_tests
+
+    if all_:
+        if ref is not None:
+            raise InvalidCredential([FieldProblem("ref", "give a reference or --all, not both")])
+        show_all_tests(tenant, as_json=as_json)
+        return
+    if ref is None:
+        raise InvalidCredential([FieldProblem("ref", "give a reference, or --all")])
+    from flowcred.connectors.credential_test import run_stored_test
+
     with open_cli_broker() as broker:
-        ok, details = broker.provider(tenant=tenant, environment=env).test(ref, http_check)
+        view = broker.acting_as(broker.access.actor, broker.access.source)
+        result = run_stored_test(view, ref, tenant=tenant or "default", environment=env)
     if as_json:
-        print_json({"ok": ok, **details, "message": describe(ok, details)})
+        print_json(result_json(result))
     else:
-        console.print(f"{ref}: {describe(ok, details)}", markup=False)
-    if not ok:
+        console.print(f"{ref}: {result.message} ({result.latency_ms:.0f} ms)", markup=False)
+    if not result.ok:
         raise SystemExit(1)

@@ -66,7 +66,7 @@ def current_policy() -> DestinationPolicy:
     return _policy_var.get() or DestinationPolicy()
 
 
-def test_kind(ctype: CredentialType) -> str | None:
+def kind_of(ctype: CredentialType) -> str | None:
     """The catalog's ``test.kind`` of ``ctype``, if any."""
     kind = (ctype.test or {}).get("kind")
     return kind if isinstance(kind, str) and kind else None
@@ -75,7 +75,7 @@ def test_kind(ctype: CredentialType) -> str | None:
 def family_for(ctype: CredentialType) -> type[Any] | None:
     """The registered :class:`ConnectionTest` class for ``ctype``'s ``test.kind``, or None."""
     importlib.import_module("flowcred.connectors.families")
-    kind = test_kind(ctype)
+    kind = kind_of(ctype)
     return registered().get(kind) if kind is not None else None
 
 
