@@ -110,4 +110,6 @@ class HttpTest(ConnectionTest):
 
     @staticmethod
     def _get(client: httpx.Client, url: str, headers: dict[str, str], query: dict[str, str]) -> Any:
-        return client.get(url, headers=headers, params=query or None)
+        # Merged into the URL's own query: ``params=`` would replace it (test_url=...?a=1).
+        target = httpx.URL(url).copy_merge_params(query) if query else httpx.URL(url)
+        return client.get(target, headers=headers)
