@@ -40,7 +40,7 @@ def loopback_server() -> Iterator[Loopback]:
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-            headers = {k: v for k, v in self.headers.items()}
+            headers = dict(self.headers.items())
             state.seen.append({"path": parts.path, "query": query, "headers": headers})
             want = query.get("want")
             name = query.get("name", "X-API-Key")

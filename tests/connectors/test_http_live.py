@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from tests.connectors.loopback_http import Loopback, loopback_server
 
 from flowcred.catalog import default_catalog
 from flowcred.connectors.base import TestResult, TestTarget
 from flowcred.connectors.runner import run_test
 from flowcred.errors import InvalidCredential
 from flowcred.redaction import Secret
-from tests.connectors.loopback_http import Loopback, loopback_server
 
 
 @pytest.fixture
