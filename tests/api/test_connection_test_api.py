@@ -3,10 +3,13 @@ unsaved form body (``POST /api/credentials/test``), which stores nothing."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.api.conftest import open_api_env
 from tests.connectors.loopback_http import Loopback, loopback_server
 
 from flowcred.audit.log import AuditFilter
@@ -138,3 +141,25 @@ def test_a_credential_called_test_still_has_its_own_routes(api_env: Any, server:
     assert shown.status_code == 200 and shown.json()["credentialId"] == record.id
     tested = api_env.client.post(f"{CREDS}/test/test", headers=dev)
     assert tested.status_code == 200 and tested.json()["ok"] is True
+
+
+def test_serve_retests_periodically_and_stops_on_shutdown(tmp_path: Path, server: Loopback) -> None:
+    with open_api_env(tmp_path, retest_interval_seconds=0.2) as env:
+        retester = env.app.state.retester
+        assert retester is not None and retester.alive
+        good = env.seed(config={"test_url": _url(server)}, secret={"api_key": GOOD})
+        bad = env.seed(config={"test_url": _url(server)}, secret={"api_key": "revoked-key-77"})
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if env.broker.credentials.get(bad.id).status == "error":
+                break
+            time.sleep(0.05)
+        assert env.broker.credentials.get(bad.id).status == "error"
+        assert env.broker.credentials.get(good.id).status == "active"
+        events = env.broker.audit.list(AuditFilter(action="tested", actor="flowcred-retest"))
+        assert {e.resource_id for e in events} >= {str(good.id), str(bad.id)}
+    assert not retester.alive
+
+
+def test_periodic_retest_is_off_by_default(api_env: Any) -> None:
+    assert api_env.app.state.retester is None

@@ -69,7 +69,8 @@ def create_app(
             yield
         finally:
             if retester is not None:
-                retester.stop()
+                # A test in flight ends within its own timeout; none starts after stop().
+                retester.stop(join_timeout=settings.test_timeout_seconds + 1)
             if owned:
                 await app.state.broker.aclose()
 

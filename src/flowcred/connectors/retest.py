@@ -111,6 +111,11 @@ class Retester:
         self._thread = threading.Thread(target=self._loop, name="flowcred-retest", daemon=True)
         self.rounds = 0
 
+    @property
+    def alive(self) -> bool:
+        """Whether the re-test thread is running."""
+        return self._thread.is_alive()
+
     def start(self) -> None:
         self._thread.start()
 
@@ -133,3 +138,5 @@ class Retester:
                 self.run_once()
             except FlowcredError as exc:  # e.g. the database is away: try again next round
                 log.warning("periodic re-test failed: %s", exc)
+            except Exception:  # never let the thread die silently; the next round retries
+                log.exception("periodic re-test failed")
