@@ -47,7 +47,7 @@ def test_saved_credential_test_reports_and_sets_status(api_env: Any, server: Loo
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["ok"] is True and body["status"] == 200
-    assert body["message"] == "credential accepted (HTTP 200)"
+    assert body["message"] == "credential accepted"
     assert body["latencyMs"] >= 0 and body["checkedAt"]
     failed = api_env.client.post(f"{CREDS}/{bad.id}/test", headers=dev).json()
     assert failed["ok"] is False and failed["status"] == 401

@@ -319,7 +319,7 @@ def test_credentials_test_calls_the_configured_url_with_the_material() -> None:
         assert code == 0 and {k: shown[k] for k in ("ok", "status", "message")} == {
             "ok": True,
             "status": 200,
-            "message": "credential accepted (HTTP 200)",
+            "message": "credential accepted",
         }
         assert shown["latencyMs"] >= 0 and shown["checkedAt"].endswith("Z")
         code, out, _ = cli("credentials", "test", "bad")

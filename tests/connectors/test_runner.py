@@ -179,7 +179,7 @@ def test_a_passing_test_sets_active_and_is_audited(broker: Broker, server: Loopb
     assert broker.credentials.get(cid).status == "active"
     [(outcome, details)] = _tested_events(broker, cid)
     assert outcome == "success"
-    assert details["ok"] is True and details["message"] == "credential accepted (HTTP 200)"
+    assert details["ok"] is True and details["message"] == "credential accepted"
     assert isinstance(details["latencyMs"], float)
 
 

@@ -22,7 +22,7 @@ def result_json(result: TestResult) -> dict[str, Any]:
     """``{ok, status, message, latencyMs, checkedAt}``, as ``POST /api/credentials/{id}/test``."""
     return {
         "ok": result.ok,
-        "status": http_status(result.message),
+        "status": http_status(result.ok, result.message),
         "message": result.message,
         "latencyMs": round(result.latency_ms, 1),
         "checkedAt": iso_z(result.checked_at),

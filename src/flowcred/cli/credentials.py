@@ -409,6 +409,6 @@ def test(
     if as_json:
         print_json(result_json(result))
     else:
-        console.print(f"{ref}: {result.message} ({result.latency_ms:.0f} ms)", markup=False)
+        console.print(f"{ref}: {result.message}", markup=False)
     if not result.ok:
         raise SystemExit(1)

@@ -28,13 +28,18 @@ from flowcred.connectors.runner import current_policy
 from flowcred.errors import FieldProblem, InvalidCredential
 
 MAX_REDIRECTS = 5
+#: The message of a 200 answer (other 2xx answers name their status: "... (HTTP 204)").
+ACCEPTED = "credential accepted"
 _STATUS_RE = re.compile(r"\bHTTP (\d{3})\b")
 
 
-def http_status(message: str) -> int | None:
-    """The HTTP status a result message of this family names ("... HTTP 401 ..."), if any."""
+def http_status(ok: bool, message: str) -> int | None:
+    """The HTTP status a result of this family got: named in the message ("... HTTP 401 ..."),
+    or 200 for :data:`ACCEPTED`; None for other families' results."""
     found = _STATUS_RE.search(message)
-    return int(found.group(1)) if found else None
+    if found:
+        return int(found.group(1))
+    return 200 if ok and message == ACCEPTED else None
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -105,7 +110,7 @@ class HttpTest(ConnectionTest):
             raise ConnectionTestError(f"request failed: {type(exc).__name__}") from None
         status = answer.status_code
         if 200 <= status < 300:
-            return f"credential accepted (HTTP {status})"
+            return ACCEPTED if status == 200 else f"{ACCEPTED} (HTTP {status})"
         raise ConnectionTestError(f"rejected with HTTP {status} ({_why(status)})")
 
     @staticmethod

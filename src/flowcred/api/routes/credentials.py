@@ -383,7 +383,7 @@ async def resolve_credential(
 def _answer(result: connector_base.TestResult) -> TestResult:
     return TestResult(
         ok=result.ok,
-        status=http_status(result.message),
+        status=http_status(result.ok, result.message),
         message=result.message,
         latencyMs=round(result.latency_ms, 1),
         checkedAt=result.checked_at,
