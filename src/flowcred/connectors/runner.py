@@ -160,12 +160,8 @@ def run_test(
     policy = policy or DestinationPolicy()
     scrub = scrubber(target)
     started = time.perf_counter()
-    try:
-        for host, port in destinations(ctype, target.config):
-            policy.check_host(host, port)
-        ok, message = _run_bounded(family(), target, timeout, policy)
-    except (ConnectionTestError, DestinationRefused) as exc:
-        ok, message = False, str(exc) or type(exc).__name__
+    hosts = list(destinations(ctype, target.config))
+    ok, message = _run_bounded(family(), target, timeout, policy, hosts)
     result = TestResult(
         ok=ok,
         latency_ms=(time.perf_counter() - started) * 1000.0,
@@ -182,17 +178,26 @@ def run_test(
 
 
 def _run_bounded(
-    test: Any, target: TestTarget, timeout: float, policy: DestinationPolicy
+    test: Any,
+    target: TestTarget,
+    timeout: float,
+    policy: DestinationPolicy,
+    hosts: list[tuple[str, int | None]],
 ) -> tuple[bool, str]:
-    """Run ``test.check`` in a daemon thread; wait at most ``timeout`` seconds."""
+    """Check ``hosts`` against ``policy``, then run ``test.check``, in a daemon thread; wait
+    at most ``timeout`` seconds for both (a slow DNS answer counts against the timeout)."""
     if not _running.acquire(blocking=False):
         return False, f"too many connection tests in progress ({MAX_RUNNING}); try again later"
     outcome: list[tuple[bool, str] | BaseException] = []
+    deadline = time.monotonic() + timeout
 
     def work() -> None:
         try:
             _policy_var.set(policy)
-            outcome.append((True, str(test.check(target, timeout)) or "connected"))
+            for host, port in hosts:
+                policy.check_host(host, port)
+            left = max(0.05, deadline - time.monotonic())  # the family gets what DNS left
+            outcome.append((True, str(test.check(target, left)) or "connected"))
         except ConnectionTestError as exc:
             outcome.append((False, str(exc) or "connection test failed"))
         except (DestinationRefused, InvalidCredential) as exc:
@@ -215,4 +220,7 @@ def _run_bounded(
         return False, str(first)
     if isinstance(first, BaseException):
         raise first
+    if not first[0] and first[1].startswith("timed out"):
+        # The family timed out on what DNS left of the budget: name the budget people set.
+        return False, f"timed out after {timeout:g} s"
     return first
