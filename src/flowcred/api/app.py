@@ -20,7 +20,7 @@ from flowcred.api.deps import FailedKeyLimiter
 from flowcred.api.docs import install_docs
 from flowcred.api.error_handlers import install_error_handlers
 from flowcred.api.middleware import BodySizeLimit, RequireHttps
-from flowcred.api.routes import audit_events, bindings, credentials, oauth, types
+from flowcred.api.routes import audit_events, bindings, connection_tests, credentials, oauth, types
 from flowcred.api.schemas import Health
 from flowcred.broker import Broker, open_broker
 from flowcred.connectors.retest import Retester
@@ -93,6 +93,7 @@ def create_app(
     install_docs(app, require_key=settings.docs_require_key)
 
     app.include_router(credentials.router)
+    app.include_router(connection_tests.router)
     app.include_router(types.router)
     app.include_router(bindings.router)
     app.include_router(audit_events.router)

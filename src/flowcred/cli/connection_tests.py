@@ -14,6 +14,7 @@ from rich.table import Table
 from flowcred.cli.output import console, err_console, iso_z, plain, print_json
 from flowcred.cli.session import open_cli_broker
 from flowcred.connectors.base import TestResult
+from flowcred.connectors.credential_test import run_stored_test
 from flowcred.connectors.http import http_status
 from flowcred.connectors.retest import Outcome, run_many
 
@@ -54,6 +55,19 @@ def summary_table(outcomes: list[Outcome]) -> Table:
         cells = (str(o.record.id), o.record.handle, o.record.tenant, o.record.type, o.label)
         table.add_row(*plain((*cells, latency, message)))
     return table
+
+
+def show_one_test(ref: str, tenant: str, environment: str, *, as_json: bool) -> None:
+    """Test one credential; exit 1 if the test fails."""
+    with open_cli_broker() as broker:
+        view = broker.acting_as(broker.access.actor, broker.access.source)
+        result = run_stored_test(view, ref, tenant=tenant, environment=environment)
+    if as_json:
+        print_json(result_json(result))
+    else:
+        console.print(f"{ref}: {result.message}", markup=False)
+    if not result.ok:
+        raise SystemExit(1)
 
 
 def show_all_tests(tenant: str | None, *, as_json: bool) -> None:

@@ -382,33 +382,17 @@ def test(
         str | None, typer.Option("--tenant", "-t", help="Tenant (default: 'default'; --all: every)")
     ] = None,
     env: EnvOpt = "default",
-    all_: Annotated[
-        bool, typer.Option("--all", help="Test every credential (of --tenant if given).")
-    ] = False,
+    all_: Annotated[bool, typer.Option("--all", help="Test every credential.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Live-test a credential against its system; exit 1 if it fails.
+    """Live-test a credential against its system (status active / error, audited); exit 1 if
+    it fails. ``--all`` tests every credential (of --tenant), with a progress bar and summary."""
+    from flowcred.cli.connection_tests import show_all_tests, show_one_test
 
-    Sets the status to active or error and records a ``tested`` audit event. ``--all`` tests
-    every credential with a progress bar and prints a summary table.
-    """
-    from flowcred.cli.connection_tests import result_json, show_all_tests
-
+    if all_ == (ref is not None):
+        raise InvalidCredential([FieldProblem("ref", "give a reference or --all (one of them)")])
     if all_:
-        if ref is not None:
-            raise InvalidCredential([FieldProblem("ref", "give a reference or --all, not both")])
         show_all_tests(tenant, as_json=as_json)
-        return
-    if ref is None:
-        raise InvalidCredential([FieldProblem("ref", "give a reference, or --all")])
-    from flowcred.connectors.credential_test import run_stored_test
-
-    with open_cli_broker() as broker:
-        view = broker.acting_as(broker.access.actor, broker.access.source)
-        result = run_stored_test(view, ref, tenant=tenant or "default", environment=env)
-    if as_json:
-        print_json(result_json(result))
     else:
-        console.print(f"{ref}: {result.message}", markup=False)
-    if not result.ok:
-        raise SystemExit(1)
+        assert ref is not None
+        show_one_test(ref, tenant or "default", env, as_json=as_json)

@@ -1,4 +1,5 @@
-"""``/api/credentials``: create, list, view, edit, rotate, roll back, delete, resolve, test."""
+"""``/api/credentials``: create, list, view, edit, rotate, roll back, delete, resolve (the live
+tests are in :mod:`flowcred.api.routes.connection_tests`)."""
 
 from __future__ import annotations
 
@@ -24,13 +25,9 @@ from flowcred.api.schemas import (
     ResolveResponse,
     Rollback,
     SecretRotate,
-    TestResult,
     VersionPublic,
 )
 from flowcred.catalog import CredentialFamily
-from flowcred.connectors import base as connector_base
-from flowcred.connectors.credential_test import run_stored_test, run_unsaved_test
-from flowcred.connectors.http import http_status
 from flowcred.errors import FieldProblem, InvalidCredential
 from flowcred.records import Credential
 from flowcred.store.credentials import UNSET
@@ -124,7 +121,7 @@ def _public(request: Request, records: list[Credential]) -> list[CredentialPubli
     return out
 
 
-def _tenant_for(caller: Caller, request: Request, target: Target) -> str:
+def tenant_for(caller: Caller, request: Request, target: Target) -> str:
     """The tenant to resolve ``target`` in: the key's own, or for a platform key the one asked
     for, else the credential's (an unknown id then fails as not found)."""
     if not caller.platform:
@@ -333,7 +330,7 @@ def delete_credential(
 
 
 def _tenant_without_read(caller: Caller, request: Request, target: Target) -> str | None:
-    """:func:`_tenant_for` when it needs no database read; None otherwise."""
+    """:func:`tenant_for` when it needs no database read; None otherwise."""
     if not caller.platform:
         return caller.key.tenant
     if target.tenant is not None:
@@ -363,7 +360,7 @@ async def resolve_credential(
     response.headers["Cache-Control"] = "no-store"
     tenant = _tenant_without_read(caller, request, target)
     if tenant is None:
-        tenant = await run_in_threadpool(_tenant_for, caller, request, target)
+        tenant = await run_in_threadpool(tenant_for, caller, request, target)
     material = await caller.view.provider(tenant=tenant, environment=target.environment).aresolve(
         target.ref, execution_id=body.executionId if body else None
     )
@@ -377,53 +374,4 @@ async def resolve_credential(
         cookies=material.reveal_cookies(),
         fields=material.reveal_fields(),
         expiresAt=material.expires_at,
-    )
-
-
-def _answer(result: connector_base.TestResult) -> TestResult:
-    return TestResult(
-        ok=result.ok,
-        status=http_status(result.ok, result.message),
-        message=result.message,
-        latencyMs=round(result.latency_ms, 1),
-        checkedAt=result.checked_at,
-    )
-
-
-@router.post("/{credential_id}/test", response_model=TestResult)
-def test_credential(target: CredentialRef, request: Request, caller: Editor) -> TestResult:
-    """Live test against the credential's system with its family's test (``http``: a GET to
-    ``test_url``; databases, brokers, ...: a real login), bounded in time, destinations checked
-    against the SSRF policy. Sets the status to active or error; audited once, with the outcome.
-    A failed test answers 200 with ``ok: false``; a type without a live test, or without the
-    config it needs (``test_url``), answers 422."""
-    tenant = _tenant_for(caller, request, target)
-    return _answer(
-        run_stored_test(caller.view, target.ref, tenant=tenant, environment=target.environment)
-    )
-
-
-@router.post("/test", response_model=TestResult)
-def test_unsaved_credential(body: CredentialCreate, request: Request, caller: Editor) -> TestResult:
-    """Test a credential before saving it (the create body); stores nothing. Audited once as
-    ``tested`` without a resource id. The caller sends the secret itself, so no stored secret
-    can be sent to a destination the caller chose."""
-    if body.type == "messaging":
-        if not body.channel:
-            raise InvalidCredential([FieldProblem("channel", "is required when type is messaging")])
-        type_name = body.channel
-    else:
-        type_name = body.type
-    tenant = body.tenantId or (caller.key.tenant if not caller.platform else "default")
-    if not caller.owns(tenant):
-        deny_tenant(caller, request, tenant)
-    return _answer(
-        run_unsaved_test(
-            caller.view,
-            type_name=type_name,
-            config=body.config,
-            secret=body.secret,
-            secret_value=body.secretValue,
-            tenant=tenant,
-        )
     )
