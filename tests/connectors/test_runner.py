@@ -221,3 +221,19 @@ def audit_inserts_refused(broker: Broker) -> Iterator[None]:
             conn.execute("DROP TRIGGER IF EXISTS test_refuse_audit")
     finally:
         conn.close()
+
+
+def test_a_stored_type_without_a_live_test_is_refused_before_resolving(broker: Broker) -> None:
+    record = broker.credentials.create(
+        name="gh app",
+        type="github",
+        tenant="acme",
+        config={"client_id": "Iv1.0123456789"},
+        secret={"client_secret": "gh-client-secret-1"},
+    )
+    view = broker.acting_as(broker.access.actor)
+    with pytest.raises(InvalidCredential, match="no live test for test kind 'oauth2'"):
+        run_stored_test(view, record.id, tenant="acme")
+    [(outcome, details)] = _tested_events(broker, record.id)
+    assert outcome == "failure" and details["error"] == "InvalidCredential"
+    assert broker.credentials.get(record.id).status == "active"

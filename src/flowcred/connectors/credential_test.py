@@ -23,11 +23,13 @@ from flowcred.audit.events import CREDENTIAL
 from flowcred.catalog.secret_shape import check_secret_shape
 from flowcred.connectors.base import TestResult, TestTarget
 from flowcred.connectors.destinations import DestinationPolicy
-from flowcred.connectors.runner import DEFAULT_TIMEOUT, run_test
+from flowcred.connectors.runner import DEFAULT_TIMEOUT, family_for, kind_of, run_test
 from flowcred.errors import (
     CircuitOpen,
     CredentialExpired,
     DecryptionFailed,
+    FieldProblem,
+    FlowcredError,
     InvalidCredential,
     TokenRefreshFailed,
 )
@@ -73,6 +75,7 @@ def run_stored_test(
     """Test a stored credential; audited; sets its status. Raises CredentialNotFound,
     InvalidCredential (the type has no live test, or lacks e.g. ``test_url``), AuditWriteFailed;
     a failed test is a result, not an exception."""
+    _refuse_untestable(view, ref, tenant, environment)
     provider = view.provider(tenant=tenant, environment=environment)
     seconds = _timeout_of(view, timeout)
     chosen = policy or policy_of(view)
@@ -99,6 +102,31 @@ def run_stored_test(
         return result
     _set_status(view, tested[0], tenant, environment, ok=outcome[0].ok)
     return outcome[0]
+
+
+def _refuse_untestable(view: BrokerView, ref: Ref, tenant: str, environment: str) -> None:
+    """Refuse (audited, InvalidCredential) a credential whose type has no live test *before*
+    resolving it: resolving an OAuth type may call its token endpoint, for nothing. Anything
+    unclear (unknown ref, another tenant's id) is left to the audited resolve."""
+    broker = view._broker
+    try:
+        cid = broker._resolver.credential_id(ref, tenant, environment)
+    except FlowcredError:
+        return
+    record = broker.record_for(cid)
+    if record is None or record.tenant != tenant:
+        return
+    ctype = broker.catalog.get(record.type)
+    if family_for(ctype) is None:
+        kind = kind_of(ctype)
+        exc = InvalidCredential(
+            [FieldProblem("type", f"type {ctype.name!r} has no live connection test")]
+            if kind is None
+            else [FieldProblem("type", f"no live test for test kind {kind!r} yet")],
+            type_name=ctype.name,
+        )
+        broker._trail.failure(view.access, "tested", exc, tenant=tenant, ref=ref)
+        raise exc
 
 
 def _set_status(view: BrokerView, ref: Ref, tenant: str, environment: str, *, ok: bool) -> None:
