@@ -13,6 +13,7 @@ from tests.connectors.loopback_http import Loopback, loopback_server
 
 from flowcred.catalog import default_catalog
 from flowcred.connectors.base import TestResult, TestTarget
+from flowcred.connectors.destinations import DestinationPolicy
 from flowcred.connectors.runner import run_test
 from flowcred.errors import InvalidCredential
 from flowcred.redaction import Secret
@@ -104,8 +105,13 @@ def test_closed_port_says_connection_refused() -> None:
 
 
 def test_unknown_host_says_host_not_found() -> None:
+    def no_such_host(host: str, port: int | None) -> list[str]:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    # An injected resolver: the answer must not depend on how fast this machine's DNS fails.
+    policy = DestinationPolicy(resolver=no_such_host)
     url = "http://no-such-host.invalid/check"
-    result = run_test(api_key(url, "shop-key-12345", "header"), timeout=5)
+    result = run_test(api_key(url, "shop-key-12345", "header"), timeout=5, policy=policy)
     assert not result.ok
     assert result.message == "host not found: no-such-host.invalid"
 
