@@ -1,3 +1,5 @@
 """Importing this module registers every family's connection test (one import per module)."""
 
 # ruff: noqa: F401
+
+from flowcred.connectors import http
