@@ -88,3 +88,35 @@ def test_client_errors_other_than_not_found_raise(moto_endpoint: str, admin: Any
     # A secret scheduled for deletion answers InvalidRequestException: an error, not a miss.
     with pytest.raises(SecretSourceError, match="InvalidRequestException"):
         source_at(moto_endpoint).get("apps/deleted")
+
+
+def test_access_denied_is_an_error_not_a_miss(
+    moto_endpoint: str, admin: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import moto.settings
+
+    iam = boto3.session.Session().client(
+        "iam", region_name="us-east-1", endpoint_url=moto_endpoint, **KEYS
+    )
+    user = f"reader-{secrets.token_hex(4)}"
+    iam.create_user(UserName=user)
+    no_secrets = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}],
+    }
+    iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps(no_secrets))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    name = f"apps/denied-{secrets.token_hex(4)}"
+    admin.create_secret(Name=name, SecretString=canary())
+    monkeypatch.setattr(moto.settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)  # enforce IAM now
+    source = AwsSecretsManagerSource(
+        region="eu-west-1",
+        endpoint_url=moto_endpoint,
+        client_kwargs={
+            "aws_access_key_id": key["AccessKeyId"],
+            "aws_secret_access_key": key["SecretAccessKey"],
+        },
+    )
+    # moto answers 403 (its error body does not name the code botocore expects).
+    with pytest.raises(SecretSourceError, match=r"AccessDenied|403"):
+        source.get(name)

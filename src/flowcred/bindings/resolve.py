@@ -121,6 +121,7 @@ class BindingResolver:
         self._margin = margin
         self._tokens: dict[tuple[str, str, str], TokenSet] = {}
         self._lock = threading.Lock()
+        self._fetching: dict[tuple[str, str], threading.Lock] = {}
         for binding in config.bindings.values():  # bad kinds and source names fail at start
             catalog_type_for(binding.kind, catalog)
             if binding.sources is not None:
@@ -296,6 +297,8 @@ class BindingResolver:
         ).hexdigest()
         key = (tenant, binding.handle, digest)
         with self._lock:
+            lock = self._fetching.setdefault(key[:2], threading.Lock())
+        with lock:  # one token request per binding at a time; other bindings do not wait
             held = self._tokens.get(key)
             if held is not None and not forced and not self._due(held):
                 return held
@@ -307,9 +310,10 @@ class BindingResolver:
                 GrantInputs(ctype.oauth, config, secret),
                 refresh_token=held_refresh or refresh_token,
             )
-            for stale in [k for k in self._tokens if k[:2] == key[:2]]:
-                del self._tokens[stale]
-            self._tokens[key] = tokens
+            with self._lock:
+                for stale in [k for k in self._tokens if k[:2] == key[:2]]:
+                    del self._tokens[stale]
+                self._tokens[key] = tokens
             return tokens
 
     def _due(self, tokens: TokenSet) -> bool:
