@@ -297,3 +297,35 @@ bindings:
             assert server.is_valid(again.fields["access_token"].reveal())
             assert server.count("refresh_token") == 2
             assert refresh not in repr(user) and "refresh_token" not in user.fields
+
+
+def test_source_answers_are_held_for_the_cache_ttl(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from flowcred.clock import ManualClock
+
+    path = tmp_path / "b.yaml"
+    path.write_text("bindings:\n  ci:\n    kind: bearer\n    token_secret: ci_token\n", "utf-8")
+    first, second = "first-" + secrets.token_hex(8), "second-" + secrets.token_hex(8)
+    monkeypatch.setenv("CI_TOKEN", first)
+    clock = ManualClock(datetime(2026, 12, 1, tzinfo=UTC))
+    settings = load_settings(home=str(tmp_path / "h"), cache_ttl_seconds=30)
+    with open_broker(settings=settings, clock=clock, bindings=path) as broker:
+        provider = broker.provider()
+        assert provider.resolve("ci").reveal_fields()["token"] == first
+        monkeypatch.setenv("CI_TOKEN", second)  # rotated in the source
+        assert provider.resolve("ci").reveal_fields()["token"] == first
+        assert provider.refresh("ci").reveal_fields()["token"] == second  # forced: read again
+        monkeypatch.setenv("CI_TOKEN", first)
+        clock.advance(31)
+        assert provider.resolve("ci").reveal_fields()["token"] == first
+
+
+def test_async_resolve_of_a_binding(open_with: Any, values: dict[str, str]) -> None:
+    import asyncio
+
+    provider = open_with().provider()
+    material = asyncio.run(provider.aresolve("orders_api"))
+    assert material.reveal_headers()["X-Api-Key"] == f"Token {values['api_key']}"

@@ -10,6 +10,8 @@ of them (a binding wins over a stored handle of the same name). Steps:
    global order); every missing secret is reported in one
    :class:`~flowcred.errors.SecretNotFound` naming where it looked (the environment variable);
 3. the fields are validated against the type exactly like a stored credential's input;
+   Their answers are held for ``FLOWCRED_CACHE_TTL_SECONDS`` (default 30 s, 0 disables),
+   like stored credentials, so a rotated secret in a source is seen within that bound;
 4. material is built the way stored credentials' is (:func:`~flowcred.runtime.provider.
    static_material`); an OAuth type instead gets an access token through the token request
    machinery (:func:`~flowcred.runtime.token_requests.fetch` on the broker's grant client,
@@ -110,6 +112,7 @@ class BindingResolver:
         registry: SecretRegistry,
         grants: GrantClient | None,
         margin: float = 60.0,
+        cache_ttl: float = 0.0,
     ) -> None:
         self.config = config
         self._sources = dict(sources)
@@ -122,6 +125,9 @@ class BindingResolver:
         self._tokens: dict[tuple[str, str, str], TokenSet] = {}
         self._lock = threading.Lock()
         self._fetching: dict[tuple[str, str], threading.Lock] = {}
+        self._ttl = cache_ttl
+        # (tenant, handle) -> (deadline, field values, field sources)
+        self._reads: dict[tuple[str, str], tuple[float, dict[str, str], dict[str, str]]] = {}
         for binding in config.bindings.values():  # bad kinds and source names fail at start
             catalog_type_for(binding.kind, catalog)
             if binding.sources is not None:
@@ -188,7 +194,7 @@ class BindingResolver:
     ) -> tuple[CredentialMaterial, dict[str, Any]]:
         """The binding's material and its audit details (names only). Not audited."""
         ctype = catalog_type_for(binding.kind, self._catalog)
-        values, used = self._read(binding, self.chain_for(binding, provider))
+        values, used = self._cached_read(binding, provider, forced)
         refresh_token = values.pop(REFRESH_TOKEN, None) if ctype.oauth is not None else None
         config, secret = self._split(binding, ctype, values)
         config, secret = ctype.validate(config, secret)
@@ -225,6 +231,22 @@ class BindingResolver:
             expires_at=None,
         )
         return token_material(base, tokens, self._registry), details
+
+    def _cached_read(
+        self, binding: Binding, provider: CredentialProvider | None, forced: bool
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """The sources' answers, held for the cache TTL like stored credentials (a Vault or
+        AWS round trip per resolve would sit on every flow run). ``forced`` (the API refused
+        the material) reads again."""
+        key = (provider.tenant if provider is not None else "", binding.handle)
+        now = self._clock.monotonic()
+        hit = self._reads.get(key)
+        if hit is not None and hit[0] > now and not forced:
+            return dict(hit[1]), dict(hit[2])
+        values, used = self._read(binding, self.chain_for(binding, provider))
+        if self._ttl > 0:
+            self._reads[key] = (now + self._ttl, dict(values), dict(used))
+        return values, used
 
     def _read(self, binding: Binding, chain: SourceChain) -> tuple[dict[str, str], dict[str, str]]:
         values: dict[str, str] = {}
@@ -343,4 +365,5 @@ def open_bindings(broker: Broker, path: str | os.PathLike[str] | None) -> Bindin
         registry=broker._registry,
         grants=broker.tokens.grants,
         margin=settings.oauth_refresh_margin_seconds,
+        cache_ttl=settings.cache_ttl_seconds,
     )
