@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
 
 from flowcred.errors import ConfigurationError
-from flowcred.settings import load_settings
-from flowcred.sources.config import sources_from_settings
+from flowcred.redaction import Secret
+from flowcred.settings import FlowcredSettings, load_settings
+from flowcred.sources import config as config_module
+from flowcred.sources.base import SecretSource
+from flowcred.sources.config import PLUGIN_GROUP, sources_from_settings
 
 
 def test_default_order_is_by_priority_over_configured_sources(tmp_path: Path) -> None:
@@ -56,3 +60,49 @@ def test_env_prefix_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     chain = sources_from_settings(load_settings())
     assert chain.get("db_password").value.reveal() == "from-the-prefixed-variable"
     assert chain.tried("x") == ["env:$APP_X"]
+
+
+class KeychainSource(SecretSource):
+    """A plugin source, as a third-party distribution would ship it."""
+
+    name = "keychain"
+    priority = 45.0
+
+    def get(self, secret_name: str) -> Secret | None:
+        return Secret("from-the-keychain-plugin") if secret_name == "db_password" else None
+
+
+def make_keychain(settings: FlowcredSettings) -> SecretSource:
+    return KeychainSource()
+
+
+def broken_plugin(settings: FlowcredSettings) -> SecretSource:
+    raise OSError("the keychain daemon is not running")
+
+
+def _with_plugins(monkeypatch: pytest.MonkeyPatch, *values: str) -> None:
+    found = [
+        EntryPoint(name=f"plugin{i}", value=value, group=PLUGIN_GROUP)
+        for i, value in enumerate(values)
+    ]
+    monkeypatch.setattr(
+        config_module, "entry_points", lambda group: found if group == PLUGIN_GROUP else []
+    )
+
+
+def test_entry_point_plugins_join_the_chain_by_priority(monkeypatch: pytest.MonkeyPatch) -> None:
+    _with_plugins(monkeypatch, f"{__name__}:make_keychain")
+    monkeypatch.setenv("DB_PASSWORD", "from-env")
+    chain = sources_from_settings(load_settings())
+    assert chain.names == ["keychain", "env"]
+    assert chain.get("db_password").value.reveal() == "from-the-keychain-plugin"
+    assert sources_from_settings(load_settings(sources=["env", "keychain"])).names == [
+        "env",
+        "keychain",
+    ]
+
+
+def test_a_plugin_that_fails_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    _with_plugins(monkeypatch, f"{__name__}:broken_plugin")
+    with pytest.raises(ConfigurationError, match=r"plugin0.*failed to load: OSError"):
+        sources_from_settings(load_settings())

@@ -105,3 +105,15 @@ def test_wrong_approle_secret_is_an_error(vault: FakeVault) -> None:
 def test_needs_a_token_or_an_approle() -> None:
     with pytest.raises(ConfigurationError, match="FLOWCRED_VAULT_TOKEN"):
         VaultKvSource("http://127.0.0.1:1")
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_server_errors_are_errors_not_misses(vault: FakeVault, status: int) -> None:
+    vault.put("apps/sealed", {"k": canary()})
+    source = VaultKvSource(vault.url, token=vault.root_token, mount="kv")
+    vault.fail_with = status
+    try:
+        with pytest.raises(SecretSourceError):
+            source.get("apps/sealed#k")
+    finally:
+        vault.fail_with = None

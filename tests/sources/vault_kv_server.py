@@ -31,6 +31,7 @@ class FakeVault:
         self.tokens: dict[str, str | None] = {self.root_token: None}  # token -> path prefix
         self.approles: dict[str, str] = {}
         self.requests: list[tuple[str, str]] = []
+        self.fail_with: int | None = None  # answer every read with this status (503: sealed)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -88,6 +89,8 @@ class FakeVault:
                 if not self.path.startswith(prefix):
                     return self._answer(404, {"errors": []})
                 path = self.path[len(prefix) :].split("?", 1)[0].strip("/")
+                if vault.fail_with is not None:
+                    return self._answer(vault.fail_with, {"errors": ["Vault is sealed"]})
                 token = self.headers.get("X-Vault-Token")
                 if token not in vault.tokens:
                     return self._answer(403, {"errors": ["permission denied"]})

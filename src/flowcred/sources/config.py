@@ -14,6 +14,12 @@ vault      ``VAULT_URL`` + ``VAULT_TOKEN`` or ``VAULT_ROLE_ID``/``VAULT_SECRET_I
 aws        ``AWS_SECRETS_REGION`` and/or ``AWS_SECRETS_ENDPOINT_URL``
 =========  =====================================================================================
 
+Plugins: a distribution may add sources through the entry-point group
+``flowcred.secret_sources``; each entry point names a callable taking the settings and returning
+a :class:`~flowcred.sources.base.SecretSource` (or ``None`` when it is not configured). A plugin
+that fails to load stops start-up with its name (keyring logs and swallows such failures; a
+missing secret store must not look like an empty one).
+
 ``FLOWCRED_SOURCES="store,env,k8s"`` fixes the order (and the set); naming a source whose
 settings are missing is a :class:`~flowcred.errors.ConfigurationError` at start-up, not a silent
 skip. Unset, every configured source is asked, highest ``priority`` first: store, env, files,
@@ -24,6 +30,7 @@ k8s, vault, aws. A binding's ``sources: [...]`` picks from the configured ones
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from flowcred.errors import ConfigurationError
@@ -36,6 +43,7 @@ if TYPE_CHECKING:
     from flowcred.broker import Broker
 
 SOURCE_NAMES = ("store", "env", "files", "k8s", "vault", "aws")
+PLUGIN_GROUP = "flowcred.secret_sources"
 
 
 def configured_sources(
@@ -78,14 +86,38 @@ def configured_sources(
             endpoint_url=settings.aws_secrets_endpoint_url,
             timeout=settings.source_timeout_seconds,
         )
+    for plugin in _plugins(settings):
+        if plugin.name in found:
+            raise ConfigurationError(f"secret source plugin {plugin.name!r} shadows a source")
+        found[plugin.name] = plugin
     return found
+
+
+def _plugins(settings: FlowcredSettings) -> list[SecretSource]:
+    loaded: list[SecretSource] = []
+    for entry in entry_points(group=PLUGIN_GROUP):
+        try:
+            source = entry.load()(settings)
+        except ConfigurationError:
+            raise
+        except Exception as exc:
+            raise ConfigurationError(
+                f"secret source plugin {entry.name!r} ({entry.value}) failed to load: "
+                f"{type(exc).__name__}"
+            ) from exc
+        if source is None:
+            continue
+        if not isinstance(source, SecretSource):
+            raise ConfigurationError(f"secret source plugin {entry.name!r} gave no SecretSource")
+        loaded.append(source)
+    return loaded
 
 
 def ordered(available: dict[str, SecretSource], order: Sequence[str] | None) -> SourceChain:
     """The chain of ``order`` (or all of ``available`` by priority when empty)."""
     if not order:
         return SourceChain(by_priority(list(available.values())))
-    unknown = [name for name in order if name not in SOURCE_NAMES]
+    unknown = [name for name in order if name not in SOURCE_NAMES and name not in available]
     if unknown:
         raise ConfigurationError(
             f"FLOWCRED_SOURCES: unknown source(s) {', '.join(map(repr, unknown))} "
