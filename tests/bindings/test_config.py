@@ -45,6 +45,7 @@ def test_spec_example_loads_with_refs_literals_sources_and_lines() -> None:
     assert dict(orders.literals) == {"key_name": "X-Api-Key", "prefix": "Token "}
     assert orders.sources == ("vault", "env")
     assert orders.line == 9
+    assert orders.key_lines["api_key_secret"] == 11 and orders.key_lines["sources"] == 14
     assert config.default == "orders_api" and config.default_line == 15
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -45,6 +45,9 @@ class Binding:
     literals: Mapping[str, Any]
     sources: tuple[str, ...] | None = None
     line: int = 0
+    # 1-based line of each key of the binding (``kind``, ``client_id_secret``, ...), so a
+    # finding about one secret reference can point at its own line.
+    key_lines: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +129,9 @@ def parse_bindings(text: str, *, path: str | None = None) -> BindingsConfig:
     bindings: dict[str, Binding] = {}
     for handle, body in (data.get("bindings") or {}).items():
         line = lines.get(("bindings", str(handle)), 0)
-        bindings[str(handle)] = _binding(str(handle), body, f"{where} line {line}", line)
+        found = _binding(str(handle), body, f"{where} line {line}", line)
+        keys = {k[2]: v for k, v in lines.items() if len(k) == 3 and k[1] == str(handle)}
+        bindings[str(handle)] = replace(found, key_lines=MappingProxyType(keys))
     default = data.get("default")
     if default is not None and not isinstance(default, str):
         raise ConfigurationError(f"bindings file {where}: 'default' must be a binding name")
@@ -181,7 +186,7 @@ def _binding(handle: str, body: object, where: str, line: int) -> Binding:
 
 
 def _key_lines(root: yaml.Node | None) -> dict[tuple[str, ...], int]:
-    """1-based lines of top-level keys and of each ``bindings`` entry's key."""
+    """1-based lines of top-level keys, of each ``bindings`` entry and of its keys."""
     lines: dict[tuple[str, ...], int] = {}
     if not isinstance(root, yaml.MappingNode):
         return lines
@@ -190,9 +195,14 @@ def _key_lines(root: yaml.Node | None) -> dict[tuple[str, ...], int]:
             continue
         lines[(key.value,)] = key.start_mark.line + 1
         if key.value == "bindings" and isinstance(value, yaml.MappingNode):
-            for handle, _body in value.value:
-                if isinstance(handle, yaml.ScalarNode):
-                    lines[("bindings", handle.value)] = handle.start_mark.line + 1
+            for handle, body in value.value:
+                if not isinstance(handle, yaml.ScalarNode):
+                    continue
+                lines[("bindings", handle.value)] = handle.start_mark.line + 1
+                if isinstance(body, yaml.MappingNode):
+                    for key, _ in body.value:
+                        if isinstance(key, yaml.ScalarNode):
+                            lines[("bindings", handle.value, key.value)] = key.start_mark.line + 1
     return lines
 
 
