@@ -329,3 +329,19 @@ def test_async_resolve_of_a_binding(open_with: Any, values: dict[str, str]) -> N
     provider = open_with().provider()
     material = asyncio.run(provider.aresolve("orders_api"))
     assert material.reveal_headers()["X-Api-Key"] == f"Token {values['api_key']}"
+
+
+def test_live_test_of_a_binding_is_one_tested_event(open_with: Any, values: dict[str, str]) -> None:
+    broker = open_with()
+
+    def check(material: Any) -> tuple[bool, dict[str, Any]]:
+        sent = material.reveal_headers()["X-Api-Key"]
+        return sent == f"Token {values['api_key']}", {"status": 200}
+
+    assert broker.provider().test("orders_api", check) == (True, {"status": 200})
+    tested = broker.audit.list(AuditFilter(action="tested"))
+    assert [(e.resource_type, e.resource_id, e.result) for e in tested] == [
+        ("binding", "orders_api", "success")
+    ]
+    assert tested[0].details["sources"] == {"api_key": "aws"}
+    assert tested[0].details["status"] == 200

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -188,6 +188,33 @@ class BindingResolver:
             details=details,
         )
         return material
+
+    def test(
+        self,
+        provider: CredentialProvider,
+        handle: str,
+        check: Callable[[CredentialMaterial], tuple[bool, dict[str, Any]]],
+    ) -> tuple[bool, dict[str, Any]]:
+        """A live test of binding ``handle`` (``provider.test``): one ``tested`` event with
+        the real outcome, the binding and source names; the material stays inside."""
+        trail, access = provider.audit
+        try:
+            material, details = self.material(self.config.get(handle), provider)
+            ok, result = check(material)
+        except FlowcredError as exc:
+            trail.failure(access, "tested", exc, tenant=provider.tenant, ref=handle)
+            raise
+        trail.record(
+            access,
+            CREDENTIAL,
+            "tested",
+            "success" if ok else "failure",
+            tenant=provider.tenant,
+            resource_type="binding",
+            resource_id=handle,
+            details={**details, **result},
+        )
+        return ok, result
 
     def material(
         self, binding: Binding, provider: CredentialProvider | None, *, forced: bool = False

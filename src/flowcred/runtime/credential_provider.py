@@ -157,7 +157,11 @@ class CredentialProvider:
 
         The material stays inside this call. One ``tested`` event records the real outcome
         (success or failure, with ``details``); if the event cannot be written the test fails.
+        A binding name is tested with the material its sources give.
         """
+        bound = self._resolver.bindings
+        if bound is not None and isinstance(ref, str) and ref in bound:
+            return bound.test(self, ref, check)
         try:
             material = self._resolver.resolve(ref, self.tenant, self.environment)
         except FlowcredError as exc:
