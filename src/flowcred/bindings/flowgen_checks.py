@@ -1,0 +1,228 @@
+"""Checks of a flowgen flow: every ``credentials_path`` names a usable file of the right format.
+
+A flowgen flow is ``flow: {name, tasks: [{<task_type>: {name, credentials_path, ...}}]}`` plus an
+optional ``worker:`` block whose ``http_server``, ``mcp_server`` and ``ai_gateway`` may carry a
+worker-level ``credentials_path``. For each path, in order, the first failing check is reported:
+
+* ``FILE001`` the file does not exist; ``FILE002`` it cannot be read (permissions, a directory);
+* ``FILE003`` it is not JSON (the message gives the file's own line and column);
+* ``FILE004`` it is JSON but not in the task family's format (``flowcred.files.load_credentials``
+  with the family of ``flowcred.files.kind_for_task``: a missing field, a wrong shape);
+  a task type with no known family is checked as JSON only;
+* ``FILE005`` (warning) the file is readable by group or others (flowgen asks for 0600).
+
+A relative ``credentials_path`` is resolved against the directory of the flow file (flowgen
+resolves against its working directory; validating from anywhere needs a fixed anchor). Files are
+checked once per run however many tasks share them, and the findings point at each task's
+``credentials_path`` value. (Raw secrets in task configs are found by ``raw_secret_scan``.)
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from yaml.nodes import Node
+
+from flowcred.bindings import flow_formats as ff
+from flowcred.bindings.findings import Finding
+
+WORKER_KINDS = {"http_server": "http", "mcp_server": "mcp", "ai_gateway": "http"}
+
+# (rule, message, hint) for one credentials file; empty when it is fine.
+FileVerdict = list[tuple[str, str, str]]
+
+
+def _files_module() -> ModuleType | None:
+    """``flowcred.files`` (the credentials_path loaders) when installed in this build."""
+    try:
+        return importlib.import_module("flowcred.files")
+    except ImportError:
+        return None
+
+
+@dataclass(slots=True)
+class CredentialFileChecker:
+    """Checks each (path, kind) once; the verdicts are reused for every task naming the file."""
+
+    _cache: dict[tuple[str, str | None], FileVerdict] = field(default_factory=dict)
+    _files: ModuleType | None = field(default_factory=_files_module)
+
+    def kind_for_task(self, task_type: str) -> str | None:
+        if self._files is None:
+            return None
+        kind: Callable[[str], str | None] = self._files.kind_for_task
+        return kind(task_type)
+
+    def check(self, path: Path, shown: str, kind: str | None) -> FileVerdict:
+        key = (str(path), kind)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = self._check(path, shown, kind)
+        return found
+
+    def _check(self, path: Path, shown: str, kind: str | None) -> FileVerdict:
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            return [
+                (
+                    "FILE001",
+                    f"credentials file {shown} does not exist",
+                    "create it (mode 0600) or fix credentials_path",
+                )
+            ]
+        except OSError as exc:
+            return [("FILE002", f"credentials file {shown} cannot be read: {_reason(exc)}", _READ)]
+        if stat.S_ISDIR(info.st_mode):
+            return [("FILE002", f"credentials file {shown} is a directory", _READ)]
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            return [("FILE002", f"credentials file {shown} cannot be read: {_reason(exc)}", _READ)]
+        verdict: FileVerdict = []
+        try:
+            data: Any = json.loads(raw)
+        except UnicodeDecodeError:
+            return [("FILE003", f"credentials file {shown} is not UTF-8 JSON", _JSON)]
+        except json.JSONDecodeError as exc:
+            # exc.msg is the parser's phrase ("Expecting ',' delimiter"), never file content.
+            where = f"line {exc.lineno} column {exc.colno}"
+            return [("FILE003", f"credentials file {shown}: {where}: {exc.msg}", _JSON)]
+        if not isinstance(data, dict):
+            verdict.append(
+                ("FILE004", f"credentials file {shown} is not a JSON object", _format_hint(kind))
+            )
+        elif kind is not None and self._files is not None:
+            problem = self._load_problem(path, kind)
+            if problem is not None:
+                verdict.append(
+                    (
+                        "FILE004",
+                        f"credentials file {shown} is not a valid {kind} credentials file: "
+                        f"{problem}",
+                        _format_hint(kind),
+                    )
+                )
+        loose = self._permission_problem(path, info.st_mode)
+        if loose is not None:
+            verdict.append(
+                (
+                    "FILE005",
+                    f"credentials file {shown} is readable by group or others "
+                    f"(mode {stat.S_IMODE(info.st_mode):04o})",
+                    f"chmod 600 {shown}",
+                )
+            )
+        return verdict
+
+    def _load_problem(self, path: Path, kind: str) -> str | None:
+        assert self._files is not None
+        from flowcred.errors import CredentialsFileError
+
+        try:
+            self._files.load_credentials(path, kind)
+        except CredentialsFileError as exc:
+            # "Failed to parse credentials file at PATH: missing field 'x'": keep what follows
+            # the path (never content by the loader's contract).
+            text = str(exc)
+            marker = f"{path}: "
+            return text.split(marker, 1)[1] if marker in text else type(exc).__name__
+        return None
+
+    def _permission_problem(self, path: Path, mode: int) -> str | None:
+        if self._files is not None and hasattr(self._files, "permission_warning"):
+            warn: Callable[[Path], str | None] = self._files.permission_warning
+            return warn(path)
+        return "loose" if mode & 0o077 else None
+
+
+_READ = "make the file readable by the flow's user only (chmod 600, right owner)"
+_JSON = "fix the JSON syntax at the position given (the file's own line and column)"
+
+
+def _format_hint(kind: str | None) -> str:
+    return f"write the file in the {kind or 'task'} credentials format (see the README)"
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or type(exc).__name__
+
+
+@dataclass(slots=True)
+class FlowgenResult:
+    findings: list[Finding]
+    flow: str | None
+    tasks: int
+
+
+def check_flowgen(
+    root: Node, file: str, base_dir: Path, checker: CredentialFileChecker
+) -> FlowgenResult:
+    findings: list[Finding] = []
+    flow = ff.get(root, "flow")
+    name = ff.text_of(ff.get(flow, "name"))
+    tasks_node = ff.get(flow, "tasks")
+    tasks = ff.items(tasks_node)
+    for index, task in enumerate(tasks):
+        where = f"flow.tasks[{index}]"
+        entries = list(ff.pairs(task))
+        if len(entries) != 1 or not ff.is_map(entries[0][1]):
+            p = ff.pos(task)
+            findings.append(
+                Finding.of(
+                    "FLOW004",
+                    file,
+                    p.line,
+                    p.column,
+                    f"{where} is not a single '<task_type>: {{...}}' mapping",
+                    "write each task as '- <task_type>: {name: ..., ...}'",
+                )
+            )
+            continue
+        type_node, config = entries[0]
+        task_type = str(type_node.value)
+        path_node = ff.get(config, "credentials_path")
+        if path_node is not None:
+            kind = checker.kind_for_task(task_type)
+            findings.extend(_path_findings(path_node, file, base_dir, kind, checker))
+    worker = ff.get(root, "worker")
+    for server, kind in WORKER_KINDS.items():
+        path_node = ff.get(ff.get(worker, server), "credentials_path")
+        if path_node is not None:
+            findings.extend(_path_findings(path_node, file, base_dir, kind, checker))
+    return FlowgenResult(findings, name, len(tasks))
+
+
+def _path_findings(
+    node: Node, file: str, base_dir: Path, kind: str | None, checker: CredentialFileChecker
+) -> list[Finding]:
+    p = ff.pos(node)
+    written = ff.text_of(node)
+    if written is None:
+        return [
+            Finding.of(
+                "FLOW004",
+                file,
+                p.line,
+                p.column,
+                "credentials_path is not a file path",
+                "give the path of a JSON credentials file, or remove the key",
+            )
+        ]
+    path = Path(os.path.expanduser(written))
+    if not path.is_absolute():
+        path = base_dir / path
+    return [
+        Finding.of(rule, file, p.line, p.column, message, hint)
+        for rule, message, hint in checker.check(path, written, kind)
+    ]
