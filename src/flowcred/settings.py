@@ -75,6 +75,11 @@ class FlowcredSettings(BaseSettings):
     # half-open after 30 s, one probe).
     oauth_breaker_failures: int = Field(default=5, ge=1, le=1000)
     oauth_breaker_reset_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # Start-up loads of a task's credentials (runtime/startup_retry.py): attempts in all, the
+    # first delay doubling, with jitter, giving up after the total (flowgen: 10, 1 s, ~15 min).
+    startup_retry_attempts: int = Field(default=10, ge=1, le=100)
+    startup_retry_base_seconds: float = Field(default=1.0, ge=0, le=300)
+    startup_retry_max_total_seconds: float = Field(default=900.0, ge=0, le=86400)
     # The externally visible base URL of this service (behind a proxy): the OAuth callback is
     # {public_url}/api/oauth/callback. Empty: http://{host}:{port}.
     public_url: str | None = None
