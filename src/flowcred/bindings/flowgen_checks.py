@@ -19,20 +19,19 @@ checked once per run however many tasks share them, and the findings point at ea
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import stat
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from yaml.nodes import Node
 
 from flowcred.bindings import flow_formats as ff
 from flowcred.bindings.findings import Finding
+from flowcred.errors import CredentialsFileError
+from flowcred.files import kind_for_task, load_credentials, permission_warning
 
 WORKER_KINDS = {"http_server": "http", "mcp_server": "mcp", "ai_gateway": "http"}
 
@@ -40,26 +39,15 @@ WORKER_KINDS = {"http_server": "http", "mcp_server": "mcp", "ai_gateway": "http"
 FileVerdict = list[tuple[str, str, str]]
 
 
-def _files_module() -> ModuleType | None:
-    """``flowcred.files`` (the credentials_path loaders) when installed in this build."""
-    try:
-        return importlib.import_module("flowcred.files")
-    except ImportError:
-        return None
-
-
 @dataclass(slots=True)
 class CredentialFileChecker:
     """Checks each (path, kind) once; the verdicts are reused for every task naming the file."""
 
     _cache: dict[tuple[str, str | None], FileVerdict] = field(default_factory=dict)
-    _files: ModuleType | None = field(default_factory=_files_module)
 
-    def kind_for_task(self, task_type: str) -> str | None:
-        if self._files is None:
-            return None
-        kind: Callable[[str], str | None] = self._files.kind_for_task
-        return kind(task_type)
+    @staticmethod
+    def kind_for_task(task_type: str) -> str | None:
+        return kind_for_task(task_type)
 
     def check(self, path: Path, shown: str, kind: str | None) -> FileVerdict:
         key = (str(path), kind)
@@ -89,18 +77,20 @@ class CredentialFileChecker:
             return [("FILE002", f"credentials file {shown} cannot be read: {_reason(exc)}", _READ)]
         verdict: FileVerdict = []
         try:
-            data: Any = json.loads(raw)
+            data: Any = json.loads(raw.decode("utf-8-sig"))
         except UnicodeDecodeError:
             return [("FILE003", f"credentials file {shown} is not UTF-8 JSON", _JSON)]
         except json.JSONDecodeError as exc:
             # exc.msg is the parser's phrase ("Expecting ',' delimiter"), never file content.
             where = f"line {exc.lineno} column {exc.colno}"
             return [("FILE003", f"credentials file {shown}: {where}: {exc.msg}", _JSON)]
+        except (RecursionError, ValueError):
+            return [("FILE003", f"credentials file {shown} is not usable JSON", _JSON)]
         if not isinstance(data, dict):
             verdict.append(
                 ("FILE004", f"credentials file {shown} is not a JSON object", _format_hint(kind))
             )
-        elif kind is not None and self._files is not None:
+        elif kind is not None:
             problem = self._load_problem(path, kind)
             if problem is not None:
                 verdict.append(
@@ -111,7 +101,7 @@ class CredentialFileChecker:
                         _format_hint(kind),
                     )
                 )
-        loose = self._permission_problem(path, info.st_mode)
+        loose = permission_warning(path)
         if loose is not None:
             verdict.append(
                 (
@@ -124,11 +114,8 @@ class CredentialFileChecker:
         return verdict
 
     def _load_problem(self, path: Path, kind: str) -> str | None:
-        assert self._files is not None
-        from flowcred.errors import CredentialsFileError
-
         try:
-            self._files.load_credentials(path, kind)
+            load_credentials(path, kind)
         except CredentialsFileError as exc:
             # "Failed to parse credentials file at PATH: missing field 'x'": keep what follows
             # the path (never content by the loader's contract).
@@ -136,12 +123,6 @@ class CredentialFileChecker:
             marker = f"{path}: "
             return text.split(marker, 1)[1] if marker in text else type(exc).__name__
         return None
-
-    def _permission_problem(self, path: Path, mode: int) -> str | None:
-        if self._files is not None and hasattr(self._files, "permission_warning"):
-            warn: Callable[[Path], str | None] = self._files.permission_warning
-            return warn(path)
-        return "loose" if mode & 0o077 else None
 
 
 _READ = "make the file readable by the flow's user only (chmod 600, right owner)"
