@@ -261,9 +261,12 @@ def _describe(hit: Hit, where: str) -> str:
     return f"high-entropy string at {where} may be a secret"
 
 
+_LONG_RUN = re.compile(r"[0-9a-fA-F]{16,}|[0-9]{8,}|[A-Za-z0-9+/]{32,}")
+
+
 def _safe_key(key: str) -> str:
     # A key is shown in the path unless it is itself a token (a secret pasted as a key).
-    if token_shape(key) or looks_high_entropy(key) or len(key) > 64:
+    if token_shape(key) or looks_high_entropy(key) or len(key) > 64 or _LONG_RUN.search(key):
         return "<key>"
     return "".join(c if c.isprintable() else "?" for c in key)
 
