@@ -13,6 +13,8 @@ mappingproxy({'X-API-Key': [secure]})
 
 from __future__ import annotations
 
+import os
+
 from flowcred.broker import Broker, Credentials, open_broker
 from flowcred.catalog import Catalog, CredentialType, default_catalog
 from flowcred.crypto import KeySource
@@ -54,15 +56,24 @@ def open(
     home: str | None = None,
     key_source: KeySource | None = None,
     settings: FlowcredSettings | None = None,
+    bindings: str | os.PathLike[str] | None = None,
 ) -> Broker:
     """Open the flowcred store, initialising it on first use.
 
     With no arguments: the embedded default under ``$FLOWCRED_HOME`` (default ``./.flowcred``) —
     SQLite plus a 0600 key file. ``database_url`` selects PostgreSQL
     (``postgresql+psycopg://...``). Raises ConfigurationError (KeyMismatch, KeyUnavailable,
-    InsecureKeyFile, ...) when it is unsafe to start.
+    InsecureKeyFile, ...) when it is unsafe to start. ``bindings``: a Credential Provider
+    bindings file (default ``FLOWCRED_BINDINGS_FILE``); its names then resolve through the
+    secret sources (:mod:`flowcred.bindings.resolve`).
     """
-    return open_broker(database_url, home=home, key_source=key_source, settings=settings)
+    return open_broker(
+        database_url,
+        home=home,
+        key_source=key_source,
+        settings=settings,
+        bindings=None if bindings is None else os.fspath(bindings),
+    )
 
 
 __all__ = [

@@ -24,6 +24,7 @@ from flowcred.audit import Access, Actor, AuditLog, AuditRecorder
 from flowcred.audit.checkpoint import CheckpointWriter, read_checkpoint
 from flowcred.audit.events import API_KEY, KEK, Result
 from flowcred.audit.trail import AuditTrail
+from flowcred.bindings.resolve import open_bindings
 from flowcred.catalog import Catalog, default_catalog
 from flowcred.clock import Clock, SystemClock
 from flowcred.credentials import Credentials
@@ -102,6 +103,7 @@ class Broker:
         clock: Clock,
         registry: SecretRegistry,
         actor: Actor | None = None,
+        bindings: str | Path | None = None,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
@@ -172,6 +174,8 @@ class Broker:
         self.credentials = self._default_view.credentials
         self.bindings = self._default_view.bindings
         self._closed = False
+        # Binding names (FLOWCRED_BINDINGS_FILE) resolve through the secret sources.
+        self._resolver.bindings = open_bindings(self, bindings or settings.bindings_file)
 
     def _seed_known_position(self, checkpoint_path: Path) -> None:
         """Start from the checkpoint's position, so a chain cut while no process ran is not
@@ -376,6 +380,8 @@ class Broker:
             return
         self._closed = True
         self._changes.close()
+        if self._resolver.bindings is not None:
+            self._resolver.bindings.close()
         self.tokens.close()
         self._resolver.last_used.close()
         self._recorder.close()
@@ -444,6 +450,7 @@ def open_broker(
     clock: Clock | None = None,
     catalog: Catalog | None = None,
     actor: Actor | None = None,
+    bindings: str | Path | None = None,
 ) -> Broker:
     """Open (and on first use initialise) a flowcred store. See :func:`flowcred.open`."""
     if settings is None:
@@ -466,6 +473,7 @@ def open_broker(
             clock=clock or SystemClock(),
             registry=registry,
             actor=actor,
+            bindings=bindings,
         )
     except BaseException:
         engine.dispose()

@@ -250,8 +250,11 @@ class SecretNotFound(CredentialNotFound):
     def __init__(self, name: str, tried: Sequence[str], message: str | None = None) -> None:
         self.name = name
         self.tried = tuple(tried)
-        super().__init__(
-            message or f"secret {name!r} not found in any source (tried: {', '.join(self.tried)})"
+        super().__init__(name)
+        # The message is the sources' own, not CredentialNotFound's "credential ... not found".
+        Exception.__init__(
+            self,
+            message or f"secret {name!r} not found in any source (tried: {', '.join(self.tried)})",
         )
 
 

@@ -87,11 +87,29 @@ class FlowcredSettings(BaseSettings):
     # status); empty: the callback answers JSON.
     oauth_done_url: str | None = None
 
+    # Secret sources and bindings (flowcred.sources, flowcred.bindings). ``sources``: the order
+    # sources are asked in ("store,env,files,k8s,vault,aws"); empty: every configured source,
+    # by priority. Each source is configured only when its own settings are set.
+    sources: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    bindings_file: Path | None = None
+    env_secrets_prefix: str = ""
+    secrets_file: Path | None = None
+    k8s_secrets_dir: Path | None = None
+    vault_url: str | None = None
+    vault_token: SecretStr | None = None
+    vault_role_id: str | None = None
+    vault_secret_id: SecretStr | None = None
+    vault_mount: str = "secret"
+    vault_namespace: str | None = None
+    aws_secrets_endpoint_url: str | None = None
+    aws_secrets_region: str | None = None
+    source_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+
     host: str = "127.0.0.1"
     port: int = Field(default=8700, ge=1, le=65535)
     log_level: str = "INFO"
 
-    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", "sources", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         # From the environment: "a,b" or a JSON list.

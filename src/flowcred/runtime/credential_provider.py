@@ -52,6 +52,16 @@ class CredentialProvider:
     def _material(
         self, ref: Ref, action: str, execution_id: str | None, *, forced: bool = False
     ) -> CredentialMaterial:
+        bound = self._resolver.bindings
+        if bound is not None and isinstance(ref, str) and ref in bound:
+            # A binding name (FLOWCRED_BINDINGS_FILE): assembled from the secret sources and
+            # audited by the binding resolver with the binding and source names.
+            return bound.resolve(self, ref, action, execution_id, forced=forced)
+        return self._stored_material(ref, action, execution_id, forced=forced)
+
+    def _stored_material(
+        self, ref: Ref, action: str, execution_id: str | None, *, forced: bool = False
+    ) -> CredentialMaterial:
         try:
             if forced:
                 material = self._resolver.force_token_refresh(ref, self.tenant, self.environment)
@@ -82,6 +92,21 @@ class CredentialProvider:
         AuditWriteFailed."""
         return self._material(ref, "resolved", execution_id)
 
+    def resolve_stored(self, ref: Ref, *, execution_id: str | None = None) -> CredentialMaterial:
+        """Like :meth:`resolve`, but only flowcred's own store answers, never a binding (what
+        the ``store`` secret source reads, so a binding cannot resolve through itself)."""
+        return self._stored_material(ref, "resolved", execution_id)
+
+    def stored_password(self, ref: Ref, *, execution_id: str | None = None) -> str:
+        """:meth:`get_password` of a stored credential only (see :meth:`resolve_stored`)."""
+        material = self._stored_material(ref, "password_read", execution_id)
+        return self._resolver.secret_value(material)
+
+    @property
+    def audit(self) -> tuple[AuditTrail, Access]:
+        """This provider's audit trail and actor (for the binding resolver's events)."""
+        return self._trail, self._access
+
     def refresh(self, ref: Ref, *, execution_id: str | None = None) -> CredentialMaterial:
         """Like :meth:`resolve`, but an OAuth credential gets a newly obtained access token even
         if the held one looks valid (the API refused it). Audited as a resolve."""
@@ -102,8 +127,13 @@ class CredentialProvider:
     async def _amaterial(
         self, ref: Ref, action: str, execution_id: str | None
     ) -> CredentialMaterial:
+        bound = self._resolver.bindings
         try:
-            material = self._resolver.cached(ref, self.tenant, self.environment)
+            material = (
+                None
+                if bound is not None and isinstance(ref, str) and ref in bound
+                else self._resolver.cached(ref, self.tenant, self.environment)
+            )
         except FlowcredError:
             material = None  # The blocking path raises it again and records the failure.
         if material is None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from datetime import datetime
 from time import monotonic
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,7 @@ from flowcred.store.credentials import HANDLE_SQL, RESOLVE_SQL, CredentialStore,
 from flowcred.store.engine import HotReader
 
 if TYPE_CHECKING:
+    from flowcred.bindings.resolve import BindingResolver
     from flowcred.catalog.oauth_spec import OAuthSpec
     from flowcred.runtime.token_manager import TokenManager
 
@@ -88,6 +90,8 @@ class Resolver:
         # OAuth types resolve through the token manager (set by the broker); their base
         # material (config fields only) is what this cache holds, never a token.
         self.tokens: TokenManager | None = None
+        # Binding names resolve through the secret sources when the broker has bindings.
+        self.bindings: BindingResolver | None = None
         self.last_used = LastUsedTracker(store, last_used_interval)
         # Bumped by every invalidation: a fill that read the database before one is not stored.
         self._generation = 0
@@ -287,22 +291,15 @@ class Resolver:
                 fields=MappingProxyType(config),
                 expires_at=None,
             )
-        placement = place(ctype, config, secret)
-        fields: dict[str, Any] = dict(config)
-        for name, value in secret.items():
-            text = secret_text(value)
-            register(text)
-            fields[name] = Secret(text)
-        headers = _wrap(placement.headers, register)
-        return CredentialMaterial(
+        return static_material(
+            ctype,
+            config,
+            secret,
+            register,
             credential_id=cid,
             handle=handle,
-            type=type_name,
+            type_name=type_name,
             version=version,
-            headers=headers,
-            query=_wrap(placement.query, register),
-            cookies=_wrap(placement.cookies, register),
-            fields=MappingProxyType(fields),
             expires_at=as_utc(expires_at),
         )
 
@@ -359,6 +356,43 @@ def _foreign(ref: Ref, tenant: str) -> CredentialNotFound:
     return exc
 
 
+def static_material(
+    ctype: CredentialType,
+    config: dict[str, Any],
+    secret: dict[str, Any],
+    register: Callable[[str], None],
+    *,
+    credential_id: int,
+    handle: str,
+    type_name: str,
+    version: int,
+    expires_at: datetime | None,
+) -> CredentialMaterial:
+    """The material of a non-OAuth credential from its type, config and decrypted secret.
+
+    Every secret value (and every header, query and cookie value built from one) is passed to
+    ``register`` before the material exists. Shared by stored credentials and bindings
+    (:mod:`flowcred.bindings.resolve`), so both hand out the same shape.
+    """
+    placement = place(ctype, config, secret)
+    fields: dict[str, Any] = dict(config)
+    for name, value in secret.items():
+        text = secret_text(value)
+        register(text)
+        fields[name] = Secret(text)
+    return CredentialMaterial(
+        credential_id=credential_id,
+        handle=handle,
+        type=type_name,
+        version=version,
+        headers=_wrap(placement.headers, register),
+        query=_wrap(placement.query, register),
+        cookies=_wrap(placement.cookies, register),
+        fields=MappingProxyType(fields),
+        expires_at=expires_at,
+    )
+
+
 def _wrap(values: dict[str, str], register: Callable[[str], None]) -> MappingProxyType[str, Secret]:
     if not values:
         return _EMPTY
@@ -374,4 +408,11 @@ _EMPTY: MappingProxyType[str, Secret] = MappingProxyType({})
 # split, and ``from flowcred.runtime.provider import CredentialProvider`` keeps working.
 from flowcred.runtime.credential_provider import CredentialProvider  # noqa: E402
 
-__all__ = ["CredentialProvider", "LastUsedTracker", "Ref", "Resolver", "secret_text"]
+__all__ = [
+    "CredentialProvider",
+    "LastUsedTracker",
+    "Ref",
+    "Resolver",
+    "secret_text",
+    "static_material",
+]
