@@ -11,6 +11,8 @@ import shutil
 from pathlib import Path
 
 from flowcred.broker import Broker
+from flowcred.sources.chain import SourceChain
+from flowcred.sources.env import EnvSource, variable_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FLOWGEN = "flowgen/secure-webhook.yaml"
@@ -57,16 +59,10 @@ def seed_studio_credentials(broker: Broker, tenant: str = "default") -> dict[str
     return ids
 
 
-class DictSources:
-    """A secret lookup over a dict (``SourceChain.find``'s contract: a value or None)."""
-
-    def __init__(self, values: dict[str, str]) -> None:
-        self.values = values
-        self.asked: list[str] = []
-
-    def find(self, name: str) -> object | None:
-        self.asked.append(name)
-        return self.values.get(name)
+def example_sources(values: dict[str, str]) -> SourceChain:
+    """A real source chain holding ``values`` (the environment source over a given mapping)."""
+    environ = {variable_for(name): value for name, value in values.items()}
+    return SourceChain([EnvSource(environ=environ)])
 
 
 def line_of(path: Path, needle: str) -> int:

@@ -11,8 +11,8 @@ from tests.bindings._validate_examples import (
     PROVIDER,
     PROVIDER_SECRETS,
     STUDIO,
-    DictSources,
     copy_examples,
+    example_sources,
     line_of,
 )
 
@@ -141,7 +141,7 @@ def test_a_pasted_xoxb_token_in_each_dialect_is_one_secr101_at_its_line(tmp_path
     provider = root / PROVIDER
     provider.write_text(provider.read_text().replace("method: POST", f"token: {SLACK}"))
 
-    report = validate([flowgen, studio, provider], sources=DictSources(PROVIDER_SECRETS))
+    report = validate([flowgen, studio, provider], sources=example_sources(PROVIDER_SECRETS))
     found = [(f.file, f.rule, f.line) for f in report.findings if f.rule != "CRED100"]
     assert sorted(found) == sorted(
         [
@@ -185,6 +185,6 @@ def test_binding_secret_references_are_names_not_values(tmp_path: Path) -> None:
 def test_the_examples_clean_config_has_no_false_positive(tmp_path: Path) -> None:
     root = copy_examples(tmp_path)
     report = validate(
-        [root / FLOWGEN, root / STUDIO, root / PROVIDER], sources=DictSources(PROVIDER_SECRETS)
+        [root / FLOWGEN, root / STUDIO, root / PROVIDER], sources=example_sources(PROVIDER_SECRETS)
     )
     assert [f for f in report.findings if f.rule.startswith("SECR")] == []

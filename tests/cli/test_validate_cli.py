@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from tests.bindings._validate_examples import (
     FLOWGEN,
     PROVIDER,
+    PROVIDER_SECRETS,
     STUDIO,
     copy_examples,
     line_of,
@@ -16,8 +18,16 @@ from tests.bindings._validate_examples import (
 from tests.cli._helpers import cli
 
 from flowcred.broker import open_broker
+from flowcred.sources.env import variable_for
 
 SLACK = "xoxb-" + "2417059321-5802981720-Qw3rTy8UiOp4AsDf6GhJkL9z"
+
+
+@pytest.fixture
+def provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example bindings' secrets as environment variables (the default env source)."""
+    for name, value in PROVIDER_SECRETS.items():
+        monkeypatch.setenv(variable_for(name), value)
 
 
 def _seed() -> None:
@@ -25,7 +35,7 @@ def _seed() -> None:
         seed_studio_credentials(broker)
 
 
-def test_the_three_examples_pass_with_exit_0(tmp_path: Path) -> None:
+def test_the_three_examples_pass_with_exit_0(tmp_path: Path, provider_env: None) -> None:
     _seed()
     root = copy_examples(tmp_path)
     code, out, err = cli("validate", str(root / FLOWGEN), str(root / STUDIO))
@@ -94,7 +104,7 @@ def test_tenant_option_overrides_the_graphs_tenant(tmp_path: Path) -> None:
     assert code == 0, out
 
 
-def test_bindings_option_names_the_bindings_file(tmp_path: Path) -> None:
+def test_bindings_option_names_the_bindings_file(tmp_path: Path, provider_env: None) -> None:
     root = copy_examples(tmp_path)
     moved = tmp_path / "elsewhere.yaml"
     (root / "credential_provider/bindings.yaml").rename(moved)
@@ -102,3 +112,16 @@ def test_bindings_option_names_the_bindings_file(tmp_path: Path) -> None:
     assert code == 1 and "DAG330" in out
     code, out, _ = cli("validate", "--bindings", str(moved), str(root / PROVIDER))
     assert code == 0, out
+
+
+def test_an_unset_environment_secret_is_secr202_naming_the_variable(
+    tmp_path: Path, provider_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REPORTING_API_TOKEN")
+    root = copy_examples(tmp_path)
+    code, out, _ = cli("validate", str(root / PROVIDER))
+    bindings = root / "credential_provider/bindings.yaml"
+    line = line_of(bindings, "    token_secret:")
+    assert code == 1 and f"{bindings}:{line}:19: error SECR202" in out
+    assert "env:$REPORTING_API_TOKEN" in out
+    assert PROVIDER_SECRETS["gcp_client_secret"] not in out

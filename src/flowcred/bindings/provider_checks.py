@@ -30,7 +30,6 @@ literal; the policy *allows* ``allowed_scopes``. Rules (the spec's codes where i
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,6 +37,7 @@ from typing import Any, Protocol
 from yaml.nodes import Node
 
 from flowcred.bindings import flow_formats as ff
+from flowcred.bindings.config import load_bindings
 from flowcred.bindings.findings import Finding
 from flowcred.bindings.raw_secret_scan import scan
 from flowcred.errors import FlowcredError
@@ -125,11 +125,7 @@ def read_bindings(path: Path) -> BindingsDoc:
 def _loader_problem(path: Path) -> str | None:
     """What ``flowcred.bindings.config.load_bindings`` (the runtime's loader) refuses, if any."""
     try:
-        config = importlib.import_module("flowcred.bindings.config")
-    except ImportError:
-        return None
-    try:
-        config.load_bindings(path)
+        load_bindings(path)
     except FlowcredError as exc:
         return str(exc)
     return None
@@ -190,9 +186,9 @@ class ProviderRun:
                     )
                 continue
             chain: Any = self.sources
-            if entry.sources and hasattr(chain, "only"):
-                chain = chain.only(entry.sources)
             try:
+                if entry.sources and hasattr(chain, "only"):
+                    chain = chain.only(entry.sources)
                 found = chain.find(secret)
             except FlowcredError as exc:
                 findings.append(
@@ -208,6 +204,8 @@ class ProviderRun:
                 )
                 continue
             if found is None:
+                tried = chain.tried(secret) if hasattr(chain, "tried") else []
+                looked = f"; tried {', '.join(tried)}" if tried else ""
                 findings.append(
                     Finding.of(
                         "SECR202",
@@ -215,7 +213,7 @@ class ProviderRun:
                         p.line,
                         p.column,
                         f"binding {entry.handle}: no source holds secret {secret} "
-                        f"(for {field_name})",
+                        f"(for {field_name}{looked})",
                         f"create secret {secret} in one of the configured sources",
                     )
                 )

@@ -9,48 +9,48 @@ a Credential Provider binding's secrets are checked. No finding shows a secret v
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from flowcred.bindings.flow_validation import validate as validate_flows
 from flowcred.cli.output import console, visible
 from flowcred.cli.session import open_cli_broker
+from flowcred.settings import load_settings
+from flowcred.sources.chain import SourceChain
+from flowcred.sources.config import sources_from_settings
 
 
 class _LazySources:
-    """The configured secret sources, built on the first lookup (None-safe when unavailable)."""
+    """The configured secret sources (``FLOWCRED_SOURCES``), built on the first lookup.
+
+    Without a store: the ``store`` source would open one, and validating must not create a
+    store as a side effect; a binding restricted to ``sources: [store]`` is reported as a
+    lookup failure (SECR202) naming the reason.
+    """
 
     def __init__(self) -> None:
-        self._chain: Any = None
+        self._chain: SourceChain | None = None
+
+    def chain(self) -> SourceChain:
+        if self._chain is None:
+            self._chain = sources_from_settings(load_settings())
+        return self._chain
 
     def find(self, name: str) -> object | None:
-        if self._chain is None:
-            from flowcred.settings import load_settings
+        return self.chain().find(name)
 
-            config = importlib.import_module("flowcred.sources.config")
-            self._chain = config.sources_from_settings(load_settings())
-        found: object | None = self._chain.find(name)
-        return found
+    def only(self, names: list[str]) -> SourceChain:
+        return self.chain().only(names)
 
-    def only(self, names: list[str]) -> Any:
-        self.find("")  # build the chain
-        return self._chain.only(names)
+    def tried(self, name: str) -> list[str]:
+        return self.chain().tried(name)
 
     def close(self) -> None:
-        if self._chain is not None and hasattr(self._chain, "close"):
+        if self._chain is not None:
             self._chain.close()
-
-
-def _sources_available() -> bool:
-    try:
-        importlib.import_module("flowcred.sources.config")
-    except ImportError:
-        return False
-    return True
 
 
 def validate(
@@ -82,7 +82,7 @@ def validate(
     ] = False,
 ) -> None:
     """Validate flowgen, Flow Studio and Credential Provider flows; exit 1 on any error."""
-    sources = _LazySources() if _sources_available() else None
+    sources = _LazySources()
     try:
         report = validate_flows(
             files,
@@ -93,8 +93,7 @@ def validate(
             register=register,
         )
     finally:
-        if sources is not None:
-            sources.close()
+        sources.close()
     if as_json:
         sys.stdout.write(report.to_json() + "\n")
     else:
