@@ -25,6 +25,7 @@ name, never the value or any part of it.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -153,6 +154,7 @@ def key_words(key: str) -> list[str]:
     return [w.lower() for w in _WORDS.findall(key)]
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
     """Whether a config key is named like something that holds a secret."""
     words = key_words(key)
@@ -264,6 +266,7 @@ def _describe(hit: Hit, where: str) -> str:
 _LONG_RUN = re.compile(r"[0-9a-fA-F]{16,}|[0-9]{8,}|[A-Za-z0-9+/]{32,}")
 
 
+@functools.lru_cache(maxsize=4096)  # keys repeat across tasks: compute each once
 def _safe_key(key: str) -> str:
     # A key is shown in the path unless it is itself a token (a secret pasted as a key).
     if token_shape(key) or looks_high_entropy(key) or len(key) > 64 or _LONG_RUN.search(key):
