@@ -132,3 +132,16 @@ def test_an_explicit_bindings_file_applies_to_every_flow(tmp_path: Path) -> None
     bindings.rename(moved)
     report = validate([flow], bindings=moved, sources=example_sources(PROVIDER_SECRETS))
     assert report.findings == []
+
+
+def test_register_records_handles_that_name_stored_credentials(broker, tmp_path: Path) -> None:
+    flow, _ = _paths(tmp_path)
+    broker.credentials.create(
+        name="Reporting API", handle="reporting_api", type="bearer_token", secret_value="t-1"
+    )
+    report = validate(
+        [flow], broker=broker, sources=example_sources(PROVIDER_SECRETS), register=True
+    )
+    assert report.ok
+    binding = broker.bindings.get("sales_sync", tenant="default")
+    assert binding is not None and list(binding.references) == ["reporting_api"]

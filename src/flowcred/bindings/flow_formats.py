@@ -53,6 +53,8 @@ def compose(text: str) -> Node | None:
     Raises :class:`FlowSyntaxError` with the position and libyaml's problem text (which
     describes the syntax, e.g. "could not find expected ':'", not the document's content).
     """
+    if "\\u" in text and text.lstrip()[:1] in ("{", "["):  # JSON only
+        text = _SURROGATE_PAIR.sub(_astral_escape, text)
     try:
         node: Node | None = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -63,6 +65,20 @@ def compose(text: str) -> Node | None:
     except yaml.YAMLError:
         raise FlowSyntaxError(0, 0, "not valid YAML") from None
     return node
+
+
+# JSON writes a character outside the BMP as a UTF-16 surrogate pair ("\ud83d\ude00", what
+# json.dumps does by default); YAML refuses surrogate escapes but has "\U0001f600". Columns after
+# such an escape shift left by two on that line, nothing else moves.
+_SURROGATE_PAIR = re.compile(
+    r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", re.IGNORECASE
+)
+
+
+def _astral_escape(match: re.Match[str]) -> str:
+    high, low = int(match.group(2), 16), int(match.group(3), 16)
+    code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+    return f"{match.group(1)}\\U{code:08x}"
 
 
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")

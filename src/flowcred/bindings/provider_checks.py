@@ -95,8 +95,8 @@ def read_bindings(path: Path) -> BindingsDoc:
     except ff.FlowSyntaxError as exc:
         return bad(f"bindings file is not valid YAML: {exc.problem}", ff.Pos(exc.line, exc.column))
     problem = _loader_problem(path)
-    if problem is not None:
-        return bad(problem)
+    if problem is not None:  # reported, and the file still read so nodes are not all DAG330
+        bad(problem)
     doc.findings.extend(scan(root, shown, "", secret_suffix_refs=True))
     doc.default = ff.text_of(ff.get(root, "default"))
     policy = ff.get(ff.get(root, "policy"), "allowed_scopes")
