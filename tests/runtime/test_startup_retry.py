@@ -5,6 +5,7 @@ Time is a ManualClock stepped by the injected sleep, so 15 simulated minutes tak
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -17,7 +18,7 @@ from flowcred.clock import ManualClock
 from flowcred.errors import CredentialsFileUnreadable, StartupFailed
 from flowcred.files import load_credentials
 from flowcred.runtime.circuit_breaker import CircuitBreaker
-from flowcred.runtime.startup_retry import StartupRetry, load_with_retry
+from flowcred.runtime.startup_retry import StartupRetry, aload_with_retry, load_with_retry
 from flowcred.settings import load_settings
 
 CANARY = "CANARY-startup-5f1e2d"
@@ -206,3 +207,41 @@ def test_settings_configure_the_policy(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("ATTEMPTS", "BASE_SECONDS", "MAX_TOTAL_SECONDS"):
         monkeypatch.delenv(f"FLOWCRED_STARTUP_RETRY_{name}")
     assert StartupRetry.from_settings(load_settings()) == StartupRetry()
+
+
+def test_async_load_retries_with_the_async_sleep() -> None:
+    t = Timeline()
+    slept: list[float] = []
+
+    async def fake_sleep(seconds: float) -> None:
+        slept.append(seconds)
+        t.clock.advance(seconds)
+
+    calls: list[int] = []
+
+    async def load() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("not yet")
+        return "ready"
+
+    policy = dataclasses.replace(t.policy(jitter=False), async_sleep=fake_sleep)
+    assert asyncio.run(aload_with_retry(load, what="x", policy=policy)) == "ready"
+    assert slept == [1.0, 2.0] and t.sleeps == []
+
+
+def test_a_cancelled_probe_does_not_wedge_a_shared_breaker() -> None:
+    t = Timeline()
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout=10.0, clock=t.clock)
+    breaker.record_failure()
+    t.clock.advance(10.0)  # half-open: one probe may go
+
+    async def cancelled() -> str:
+        raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(aload_with_retry(cancelled, what="x", policy=t.policy(), breaker=breaker))
+    # The probe slot was given back: the next task may probe at once, without waiting.
+    load, calls = failing(0)
+    assert load_with_retry(load, what="y", policy=t.policy(), breaker=breaker) == "ok"
+    assert len(calls) == 1 and t.sleeps == []

@@ -6,7 +6,8 @@ breaker" and gives up after about 15 minutes: 10 attempts, the delay starting at
 doubling, with jitter. :func:`load_with_retry` does the same with every number configurable
 (``FLOWCRED_STARTUP_RETRY_*``) and with time injected, so tests run in milliseconds.
 
-Contract of ``load_with_retry(load, what=..., policy=..., breaker=...)``:
+Contract of ``load_with_retry(load, what=..., policy=..., breaker=...)`` (and of
+``aload_with_retry``, the same for a coroutine function, sleeping with ``policy.async_sleep``):
 
 * ``load()`` is called at most ``policy.attempts`` times; its first result is returned.
 * Every ``Exception`` is retried (a missing file may be mounted a minute later; a malformed one
@@ -27,10 +28,11 @@ Contract of ``load_with_retry(load, what=..., policy=..., breaker=...)``:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
@@ -62,6 +64,9 @@ class StartupRetry:
     retry_if: Callable[[Exception], bool] = field(default=_retry_everything, compare=False)
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
     monotonic: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
+    async_sleep: Callable[[float], Awaitable[None]] = field(
+        default=asyncio.sleep, repr=False, compare=False
+    )
 
     @classmethod
     def from_settings(cls, settings: FlowcredSettings) -> StartupRetry:
@@ -93,6 +98,85 @@ def _describe(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+class _Run:
+    """The bookkeeping of one retried load, shared by the sync and the async loop.
+
+    :meth:`before_attempt` answers ``None`` (attempt now) or the seconds to wait for an open
+    breaker; :meth:`failed` the seconds to wait before the next attempt. Both raise
+    :class:`StartupFailed` instead when the attempts or the total budget are spent.
+    """
+
+    def __init__(self, what: str, policy: StartupRetry, breaker: CircuitBreaker | None) -> None:
+        self.what = what
+        self.policy = policy
+        self.breaker = breaker
+        self.attempts = max(1, policy.attempts)
+        self.started = policy.monotonic()
+        self.made = 0
+        self.last: Exception | None = None
+        # Each pass makes an attempt or waits once for an open breaker; the budget bounds the
+        # waits, and the pass count is bounded too, so a clock that never moves cannot spin.
+        self.passes_left = self.attempts * 10 + 100
+
+    def before_attempt(self) -> float | None:
+        self.passes_left -= 1
+        if self.made >= self.attempts or self.passes_left < 0:
+            raise self.give_up()
+        if self.breaker is None:
+            return None
+        try:
+            self.breaker.before_call()
+        except CircuitOpen as exc:
+            # Until its probe is due, or one base delay while another task's probe is out.
+            return self._within(max(exc.retry_in, self.policy.base_delay, 0.001))
+        return None
+
+    def attempting(self) -> None:
+        self.made += 1
+
+    def failed(self, exc: Exception) -> float:
+        self.last = exc
+        if self.breaker is not None:
+            self.breaker.record_failure()
+        log.warning(
+            "%s: start-up attempt %d of %d failed (%s)",
+            self.what,
+            self.made,
+            self.attempts,
+            _describe(exc),
+        )
+        if not self.policy.retry_if(exc) or self.made >= self.attempts:
+            raise self.give_up()
+        return self._within(self.policy.wait_before(self.made - 1))
+
+    def interrupted(self) -> None:
+        if self.breaker is not None:
+            self.breaker.release()
+
+    def succeeded(self) -> None:
+        if self.breaker is not None:
+            self.breaker.record_success()
+
+    def _within(self, wait: float) -> float:
+        """``wait``, unless sleeping it would end past the total budget (then give up)."""
+        if self.policy.monotonic() - self.started + wait > self.policy.max_total:
+            raise self.give_up()
+        return wait
+
+    def give_up(self) -> StartupFailed:
+        elapsed = self.policy.monotonic() - self.started
+        last = self.last
+        reason = _describe(last) if last is not None else "the circuit breaker stayed open"
+        error = StartupFailed(
+            f"{self.what}: gave up after {self.made} attempt(s) in {elapsed:.1f} s; "
+            f"last error: {reason}",
+            attempts=self.made,
+        )
+        error.__cause__ = last  # as ``raise ... from last`` would
+        error.__suppress_context__ = True
+        return error
+
+
 def load_with_retry(
     load: Callable[[], T],
     *,
@@ -102,53 +186,48 @@ def load_with_retry(
 ) -> T:
     """``load()``, retried as the module docstring describes; ``what`` names it in errors."""
     policy = policy or StartupRetry()
-    attempts = max(1, policy.attempts)
-    started = policy.monotonic()
-    made = 0
-    last: Exception | None = None
-    # Each pass makes an attempt or waits once for an open breaker (until its probe is due, or
-    # one base delay while another task's probe is in flight). The budget bounds the waits; the
-    # pass count is bounded too, so a clock that never moves cannot spin forever.
-    for _ in range(attempts * 10 + 100):
-        if made >= attempts:
-            break
-        if breaker is not None:
-            try:
-                breaker.before_call()
-            except CircuitOpen as exc:
-                wait = max(exc.retry_in, policy.base_delay, 0.001)
-                if not _sleep_within(policy, started, wait):
-                    break
-                continue
-        made += 1
+    run = _Run(what, policy, breaker)
+    while True:
+        wait = run.before_attempt()
+        if wait is not None:
+            policy.sleep(wait)
+            continue
+        run.attempting()
         try:
             result = load()
         except Exception as exc:
-            last = exc
-            if breaker is not None:
-                breaker.record_failure()
-            if not policy.retry_if(exc):
-                break
-            log.warning(
-                "%s: start-up attempt %d of %d failed (%s)", what, made, attempts, _describe(exc)
-            )
-            if made >= attempts or not _sleep_within(policy, started, policy.wait_before(made - 1)):
-                break
+            policy.sleep(run.failed(exc))
             continue
-        if breaker is not None:
-            breaker.record_success()
+        except BaseException:
+            run.interrupted()
+            raise
+        run.succeeded()
         return result
-    elapsed = policy.monotonic() - started
-    reason = _describe(last) if last is not None else "the circuit breaker stayed open"
-    raise StartupFailed(
-        f"{what}: gave up after {made} attempt(s) in {elapsed:.1f} s; last error: {reason}",
-        attempts=made,
-    ) from last
 
 
-def _sleep_within(policy: StartupRetry, started: float, wait: float) -> bool:
-    """Sleep ``wait`` seconds unless that ends past the total budget; say whether it slept."""
-    if policy.monotonic() - started + wait > policy.max_total:
-        return False
-    policy.sleep(wait)
-    return True
+async def aload_with_retry(
+    load: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    policy: StartupRetry | None = None,
+    breaker: CircuitBreaker | None = None,
+) -> T:
+    """:func:`load_with_retry` for a coroutine function, sleeping with ``policy.async_sleep``."""
+    policy = policy or StartupRetry()
+    run = _Run(what, policy, breaker)
+    while True:
+        wait = run.before_attempt()
+        if wait is not None:
+            await policy.async_sleep(wait)
+            continue
+        run.attempting()
+        try:
+            result = await load()
+        except Exception as exc:
+            await policy.async_sleep(run.failed(exc))
+            continue
+        except BaseException:
+            run.interrupted()
+            raise
+        run.succeeded()
+        return result
