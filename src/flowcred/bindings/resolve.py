@@ -299,10 +299,13 @@ class BindingResolver:
             held = self._tokens.get(key)
             if held is not None and not forced and not self._due(held):
                 return held
+            # A provider that rotates refresh tokens sent a new one with the last token: it
+            # replaces the source's (now spent) one for as long as this process runs.
+            held_refresh = held.refresh_token if held is not None else None
             tokens, _grant = fetch(
                 self._grants,
                 GrantInputs(ctype.oauth, config, secret),
-                refresh_token=refresh_token,
+                refresh_token=held_refresh or refresh_token,
             )
             for stale in [k for k in self._tokens if k[:2] == key[:2]]:
                 del self._tokens[stale]

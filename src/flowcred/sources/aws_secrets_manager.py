@@ -22,6 +22,17 @@ from flowcred.redaction import Secret
 from flowcred.sources.base import SecretSource
 
 _NOT_FOUND = frozenset({"ResourceNotFoundException"})
+# Creating a client loads the service model (about half a second); one session per process
+# keeps the loaded model for every later client. Clients are created under its lock.
+_SESSION_LOCK = threading.Lock()
+_SESSIONS: list[Any] = []
+
+
+def _new_client(boto3: Any, **kwargs: Any) -> Any:
+    with _SESSION_LOCK:
+        if not _SESSIONS:
+            _SESSIONS.append(boto3.session.Session())
+        return _SESSIONS[0].client("secretsmanager", **kwargs)
 
 
 class AwsSecretsManagerSource(SecretSource):
@@ -57,8 +68,8 @@ class AwsSecretsManagerSource(SecretSource):
                     raise ConfigurationError(
                         "the aws source needs boto3: pip install 'flowcred[sources]'"
                     ) from None
-                self._client = boto3.session.Session().client(
-                    "secretsmanager",
+                self._client = _new_client(
+                    boto3,
                     region_name=self.region or "us-east-1",
                     endpoint_url=self.endpoint_url,
                     config=Config(
