@@ -188,3 +188,18 @@ def test_the_examples_clean_config_has_no_false_positive(tmp_path: Path) -> None
         [root / FLOWGEN, root / STUDIO, root / PROVIDER], sources=example_sources(PROVIDER_SECRETS)
     )
     assert [f for f in report.findings if f.rule.startswith("SECR")] == []
+
+
+def test_a_token_pasted_where_a_name_belongs_is_hidden_in_every_message(tmp_path: Path) -> None:
+    scanner = CanaryScanner()
+    token = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8" + scanner.plant("path")
+    flowgen = tmp_path / "flow.yaml"
+    flowgen.write_text(
+        f"flow:\n  name: f\n  tasks:\n    - http_request:\n        credentials_path: {token}\n"
+    )
+    provider = tmp_path / "cp.yaml"
+    provider.write_text(f"nodes:\n  - id: {token}\n    requires: slack\n    credential: {token}\n")
+    report = validate([flowgen, provider])
+    assert {f.rule for f in report.findings} == {"SECR101", "FILE001", "DAG330"}
+    scanner.scan_text("report", report.to_json())
+    scanner.assert_clean()

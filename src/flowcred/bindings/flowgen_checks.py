@@ -30,6 +30,7 @@ from yaml.nodes import Node
 
 from flowcred.bindings import flow_formats as ff
 from flowcred.bindings.findings import Finding
+from flowcred.bindings.raw_secret_scan import shown
 from flowcred.errors import CredentialsFileError
 from flowcred.files import kind_for_task, load_credentials, permission_warning
 
@@ -49,46 +50,46 @@ class CredentialFileChecker:
     def kind_for_task(task_type: str) -> str | None:
         return kind_for_task(task_type)
 
-    def check(self, path: Path, shown: str, kind: str | None) -> FileVerdict:
+    def check(self, path: Path, name: str, kind: str | None) -> FileVerdict:
         key = (str(path), kind)
         found = self._cache.get(key)
         if found is None:
-            found = self._cache[key] = self._check(path, shown, kind)
+            found = self._cache[key] = self._check(path, name, kind)
         return found
 
-    def _check(self, path: Path, shown: str, kind: str | None) -> FileVerdict:
+    def _check(self, path: Path, name: str, kind: str | None) -> FileVerdict:
         try:
             info = path.stat()
         except FileNotFoundError:
             return [
                 (
                     "FILE001",
-                    f"credentials file {shown} does not exist",
+                    f"credentials file {name} does not exist",
                     "create it (mode 0600) or fix credentials_path",
                 )
             ]
         except OSError as exc:
-            return [("FILE002", f"credentials file {shown} cannot be read: {_reason(exc)}", _READ)]
+            return [("FILE002", f"credentials file {name} cannot be read: {_reason(exc)}", _READ)]
         if stat.S_ISDIR(info.st_mode):
-            return [("FILE002", f"credentials file {shown} is a directory", _READ)]
+            return [("FILE002", f"credentials file {name} is a directory", _READ)]
         try:
             raw = path.read_bytes()
         except OSError as exc:
-            return [("FILE002", f"credentials file {shown} cannot be read: {_reason(exc)}", _READ)]
+            return [("FILE002", f"credentials file {name} cannot be read: {_reason(exc)}", _READ)]
         verdict: FileVerdict = []
         try:
             data: Any = json.loads(raw.decode("utf-8-sig"))
         except UnicodeDecodeError:
-            return [("FILE003", f"credentials file {shown} is not UTF-8 JSON", _JSON)]
+            return [("FILE003", f"credentials file {name} is not UTF-8 JSON", _JSON)]
         except json.JSONDecodeError as exc:
             # exc.msg is the parser's phrase ("Expecting ',' delimiter"), never file content.
             where = f"line {exc.lineno} column {exc.colno}"
-            return [("FILE003", f"credentials file {shown}: {where}: {exc.msg}", _JSON)]
+            return [("FILE003", f"credentials file {name}: {where}: {exc.msg}", _JSON)]
         except (RecursionError, ValueError):
-            return [("FILE003", f"credentials file {shown} is not usable JSON", _JSON)]
+            return [("FILE003", f"credentials file {name} is not usable JSON", _JSON)]
         if not isinstance(data, dict):
             verdict.append(
-                ("FILE004", f"credentials file {shown} is not a JSON object", _format_hint(kind))
+                ("FILE004", f"credentials file {name} is not a JSON object", _format_hint(kind))
             )
         elif kind is not None:
             problem = self._load_problem(path, kind)
@@ -96,7 +97,7 @@ class CredentialFileChecker:
                 verdict.append(
                     (
                         "FILE004",
-                        f"credentials file {shown} is not a valid {kind} credentials file: "
+                        f"credentials file {name} is not a valid {kind} credentials file: "
                         f"{problem}",
                         _format_hint(kind),
                     )
@@ -106,9 +107,9 @@ class CredentialFileChecker:
             verdict.append(
                 (
                     "FILE005",
-                    f"credentials file {shown} is readable by group or others "
+                    f"credentials file {name} is readable by group or others "
                     f"(mode {stat.S_IMODE(info.st_mode):04o})",
-                    f"chmod 600 {shown}",
+                    f"chmod 600 {name}",
                 )
             )
         return verdict
@@ -205,5 +206,5 @@ def _path_findings(
         path = base_dir / path
     return [
         Finding.of(rule, file, p.line, p.column, message, hint)
-        for rule, message, hint in checker.check(path, written, kind)
+        for rule, message, hint in checker.check(path, shown(written), kind)
     ]

@@ -24,6 +24,7 @@ from yaml.nodes import Node
 
 from flowcred.bindings import flow_formats as ff
 from flowcred.bindings.findings import Finding
+from flowcred.bindings.raw_secret_scan import shown
 from flowcred.records import Credential
 from flowcred.references import DEFAULT_TENANT
 
@@ -98,8 +99,8 @@ def check_node_graph(
         id_node = ff.get(config, "credentialId")
         if id_node is None:
             continue
-        label = ff.text_of(ff.get(node, "id")) or f"nodes[{index}]"
-        node_type = ff.text_of(ff.get(node, "type")) or "?"
+        label = shown(ff.text_of(ff.get(node, "id")) or f"nodes[{index}]")
+        node_type = shown(ff.text_of(ff.get(node, "type")) or "?")
         p = ff.pos(id_node)
         value = ff.scalar(id_node)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:

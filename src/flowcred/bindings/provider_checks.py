@@ -39,7 +39,7 @@ from yaml.nodes import Node
 from flowcred.bindings import flow_formats as ff
 from flowcred.bindings.config import load_bindings
 from flowcred.bindings.findings import Finding
-from flowcred.bindings.raw_secret_scan import scan
+from flowcred.bindings.raw_secret_scan import scan, shown
 from flowcred.errors import FlowcredError
 
 
@@ -158,7 +158,8 @@ class ProviderRun:
                             doc.path,
                             p.line,
                             p.column,
-                            f"binding {entry.handle} grants scope {scope} that no node requests",
+                            f"binding {shown(entry.handle)} grants scope {shown(scope)} "
+                            "that no node requests",
                             "remove the scope from the binding (least privilege)",
                         )
                     )
@@ -197,8 +198,8 @@ class ProviderRun:
                         doc.path,
                         p.line,
                         p.column,
-                        f"binding {entry.handle}: secret {secret} could not be looked up "
-                        f"({type(exc).__name__})",
+                        f"binding {shown(entry.handle)}: secret {shown(secret)} could not be "
+                        f"looked up ({type(exc).__name__})",
                         "make the secret source reachable, then validate again",
                     )
                 )
@@ -212,9 +213,9 @@ class ProviderRun:
                         doc.path,
                         p.line,
                         p.column,
-                        f"binding {entry.handle}: no source holds secret {secret} "
-                        f"(for {field_name}{looked})",
-                        f"create secret {secret} in one of the configured sources",
+                        f"binding {shown(entry.handle)}: no source holds secret {shown(secret)} "
+                        f"(for {shown(field_name)}{looked})",
+                        f"create secret {shown(secret)} in one of the configured sources",
                     )
                 )
         return findings
@@ -242,7 +243,7 @@ def check_provider_flow(
         alias_node = ff.get(node, "credential")
         if requires_node is None and alias_node is None:
             continue
-        label = ff.text_of(ff.get(node, "id")) or f"nodes[{index}]"
+        label = shown(ff.text_of(ff.get(node, "id")) or f"nodes[{index}]")
         alias = ff.text_of(alias_node)
         handle = alias or flow_default or (doc.default if doc else None)
         at = ff.pos(alias_node if alias_node is not None else node)
@@ -251,9 +252,9 @@ def check_provider_flow(
             if handle is None:
                 message = f"node {label} needs a credential and no binding is selected"
             elif doc is None:
-                message = f"node {label}: no bindings file for handle {handle}"
+                message = f"node {label}: no bindings file for handle {shown(handle)}"
             else:
-                message = f"node {label}: no binding {handle} in {doc.path}"
+                message = f"node {label}: no binding {shown(handle)} in {doc.path}"
             findings.append(
                 Finding.of(
                     "DAG330",
@@ -275,9 +276,9 @@ def check_provider_flow(
                     file,
                     p.line,
                     p.column,
-                    f"node {label} requires {required}; binding {entry.handle} is of kind "
-                    f"{entry.kind or '(none)'}",
-                    f"bind a {required} credential to the node",
+                    f"node {label} requires {shown(required)}; binding {shown(entry.handle)} is of "
+                    f"kind {shown(entry.kind or '(none)')}",
+                    f"bind a {shown(required)} credential to the node",
                 )
             )
         key = (doc.path, entry.handle)
@@ -293,7 +294,7 @@ def check_provider_flow(
                         file,
                         p.line,
                         p.column,
-                        f"node {label} requests scope {scope} outside the policy",
+                        f"node {label} requests scope {shown(scope)} outside the policy",
                         "request an allowed scope, or extend policy.allowed_scopes",
                     )
                 )
@@ -304,8 +305,8 @@ def check_provider_flow(
                         file,
                         p.line,
                         p.column,
-                        f"node {label} requests scope {scope}; binding {entry.handle} does "
-                        "not grant it",
+                        f"node {label} requests scope {shown(scope)}; binding "
+                        f"{shown(entry.handle)} does not grant it",
                         "add the scope to the binding's scopes",
                     )
                 )

@@ -263,6 +263,14 @@ def _describe(hit: Hit, where: str) -> str:
     return f"high-entropy string at {where} may be a secret"
 
 
+def shown(value: str) -> str:
+    """``value`` for a message (a path, handle, node id, secret name, scope), unless it looks
+    like a secret itself: then ``<hidden>`` (someone may paste a token where a name belongs)."""
+    if len(value) > 256 or token_shape(value) or looks_high_entropy(value):
+        return "<hidden>"
+    return "".join(c if c.isprintable() else "?" for c in value)
+
+
 _LONG_RUN = re.compile(r"[0-9a-fA-F]{16,}|[0-9]{8,}|[A-Za-z0-9+/]{32,}")
 
 
