@@ -104,3 +104,25 @@ def test_a_shared_file_is_checked_once_but_reported_at_every_task(tmp_path: Path
         ("FILE003", 9),
         ("FILE003", 12),
     ]
+
+
+def test_a_task_that_is_not_one_typed_mapping_is_flow004(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("flow:\n  name: f\n  tasks:\n    - just_a_string\n    - http_request: {}\n")
+    report = validate([flow])
+    assert [(f.rule, f.line) for f in report.findings] == [("FLOW004", 4)]
+    assert report.files[0].tasks == 2
+
+
+def test_a_worker_only_file_checks_the_worker_level_paths(tmp_path: Path) -> None:
+    flow = tmp_path / "worker.yaml"
+    flow.write_text(
+        "worker:\n  http_server:\n    credentials_path: http.json\n"
+        "  mcp_server:\n    credentials_path: mcp.json\n"
+    )
+    (tmp_path / "http.json").write_text("{}")
+    (tmp_path / "http.json").chmod(0o600)
+    (tmp_path / "mcp.json").write_text('{"api_keys": "not-a-list"}')
+    (tmp_path / "mcp.json").chmod(0o600)
+    report = validate([flow])
+    assert [(f.rule, f.line) for f in report.findings] == [("FILE004", 5)]

@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowcred.bindings import flow_formats as ff
 from flowcred.bindings.findings import FileSummary, Finding, Report
@@ -35,6 +35,9 @@ from flowcred.bindings.provider_checks import (
 from flowcred.bindings.raw_secret_scan import scan
 from flowcred.flow_bindings import FLOW_RE
 from flowcred.references import DEFAULT_TENANT
+
+if TYPE_CHECKING:
+    from flowcred.broker import Broker
 
 _REFERENCE_KEYS = frozenset({"credentials_path", "credential", "default_credential"})
 BINDINGS_NAMES = ("bindings.yaml", "bindings.yml")
@@ -54,7 +57,7 @@ class Validator:
     def __init__(
         self,
         *,
-        open_broker: Callable[[], object] | None = None,
+        open_broker: Callable[[], Broker] | None = None,
         tenant: str | None = None,
         bindings: str | os.PathLike[str] | None = None,
         sources: SecretLookup | None = None,
@@ -160,7 +163,7 @@ class Validator:
 
     def register(self, report: Report) -> None:
         """Record each error-free flow's references as its binding (see the module doc)."""
-        broker: Any = self._credentials.broker()
+        broker = self._credentials.broker()
         if broker is None:
             return
         failed = {f.file for f in report.findings if f.severity == "error"}
@@ -187,7 +190,7 @@ class Validator:
             report.registered.append(entry)
 
 
-def _stored_handles(broker: Any, tenant: str, handles: list[str]) -> list[int | str]:
+def _stored_handles(broker: Broker, tenant: str, handles: list[str]) -> list[int | str]:
     known = {r.handle for r in broker.credentials.list(tenant=tenant)}
     return [h for h in handles if h in known]
 
@@ -195,8 +198,8 @@ def _stored_handles(broker: Any, tenant: str, handles: list[str]) -> list[int | 
 def validate(
     paths: Iterable[str | os.PathLike[str]],
     *,
-    broker: object | None = None,
-    open_broker: Callable[[], object] | None = None,
+    broker: Broker | None = None,
+    open_broker: Callable[[], Broker] | None = None,
     tenant: str | None = None,
     bindings: str | os.PathLike[str] | None = None,
     sources: SecretLookup | None = None,

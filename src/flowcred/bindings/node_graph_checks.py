@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from yaml.nodes import Node
 
@@ -27,6 +28,9 @@ from flowcred.bindings.findings import Finding
 from flowcred.bindings.raw_secret_scan import shown
 from flowcred.records import Credential
 from flowcred.references import DEFAULT_TENANT
+
+if TYPE_CHECKING:
+    from flowcred.broker import Broker
 
 # node type -> provider (None: the node has no provider field) -> catalog types that fit.
 NODE_TYPES: dict[str, dict[str | None, frozenset[str]]] = {
@@ -49,11 +53,11 @@ class BrokerCredentials:
     opens a store.
     """
 
-    open_broker: Callable[[], object] | None
+    open_broker: Callable[[], Broker] | None
     _cache: dict[str, dict[int, Credential]] = field(default_factory=dict)
-    _broker: object | None = None
+    _broker: Broker | None = None
 
-    def broker(self) -> object | None:
+    def broker(self) -> Broker | None:
         if self._broker is None and self.open_broker is not None:
             self._broker = self.open_broker()
         return self._broker
@@ -61,7 +65,7 @@ class BrokerCredentials:
     def close(self) -> None:
         """Close the broker if this object opened it."""
         broker, self._broker = self._broker, None
-        if broker is not None and hasattr(broker, "close"):
+        if broker is not None:
             broker.close()
 
     def __call__(self, tenant: str) -> Mapping[int, Credential] | None:
@@ -71,7 +75,7 @@ class BrokerCredentials:
         broker = self.broker()
         if broker is None:
             return None
-        records = broker.credentials.list(tenant=tenant)  # type: ignore[attr-defined]
+        records = broker.credentials.list(tenant=tenant)
         found = self._cache[tenant] = {r.id: r for r in records}
         return found
 
