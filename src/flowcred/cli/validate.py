@@ -54,9 +54,7 @@ class _LazySources:
 
 
 def validate(
-    files: Annotated[
-        list[Path], typer.Argument(help="Flow files (YAML or JSON).", metavar="FILE")
-    ],
+    files: Annotated[list[Path], typer.Argument(help="Flow files (YAML or JSON).", metavar="FILE")],
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report as stable JSON.")
     ] = False,
