@@ -28,6 +28,7 @@ from flowcred.cli.output import console, err_console, visible
 from flowcred.cli.resolve import resolve
 from flowcred.cli.session import open_cli_broker
 from flowcred.cli.types import types
+from flowcred.cli.validate import validate
 from flowcred.errors import (
     CredentialNotFound,
     FieldProblem,
@@ -139,6 +140,7 @@ app.add_typer(bindings.app, name="bindings")
 app.add_typer(oauth.app, name="oauth")
 app.command("resolve")(resolve)
 app.command("types")(types)
+app.command("validate")(validate)
 
 
 @app.command("init")
