@@ -1,3 +1,5 @@
 """Importing this module registers every family's connection test (one import per module)."""
 
 # ruff: noqa: F401
+import flowcred.connectors.mysql
+import flowcred.connectors.postgres
