@@ -3,3 +3,4 @@
 # ruff: noqa: F401
 import flowcred.connectors.mysql
 import flowcred.connectors.postgres
+import flowcred.connectors.redis
