@@ -88,19 +88,19 @@ def assert_network_failures(
     messages: list[str] = []
 
     message = failure(test, make_target(UNRESOLVABLE, 5000))
-    assert message == f"host not found: {UNRESOLVABLE}"
+    assert message == f"host not found: {UNRESOLVABLE}", message
     messages.append(message)
 
     port = closed_port()
     message = failure(test, make_target("127.0.0.1", port))
-    assert message == f"connection refused by 127.0.0.1:{port}"
+    assert message == f"connection refused by 127.0.0.1:{port}", message
     messages.append(message)
 
     with silent_server() as port:
         started = time.monotonic()
         message = failure(test, make_target("127.0.0.1", port), timeout)
         took = time.monotonic() - started
-    assert message == f"timed out after {timeout:g} s talking to 127.0.0.1:{port}"
+    assert message == f"timed out after {timeout:g} s talking to 127.0.0.1:{port}", message
     assert took < timeout + 2.5, f"the test took {took:.1f} s for a {timeout} s timeout"
     messages.append(message)
 

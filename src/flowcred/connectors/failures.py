@@ -64,8 +64,9 @@ def auth_failed(username: str | None, reason: str = "") -> ConnectionTestError:
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """``exc``, its causes and contexts, and the ``args`` that are exceptions (pika and
-    botocore carry the OS error there), each at most once."""
+    """``exc``, its causes and contexts, and the exceptions it carries in ``args``, ``kwargs``
+    or an ``exception``/``error``/``reason`` attribute (pika, botocore and urllib3 wrap the OS
+    error there), each at most once."""
     seen: set[int] = set()
     todo = [exc]
     while todo and len(seen) < 32:
@@ -75,6 +76,10 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         nested = [a for a in current.args if isinstance(a, BaseException)]
+        for attribute in ("exception", "error", "reason"):  # pika, botocore, urllib3
+            inner = getattr(current, attribute, None)
+            if isinstance(inner, BaseException):
+                nested.append(inner)
         kwargs = getattr(current, "kwargs", None)
         if isinstance(kwargs, dict):
             nested += [v for v in kwargs.values() if isinstance(v, BaseException)]
@@ -94,7 +99,7 @@ def network_failure(
             return host_not_found(host)
         if isinstance(item, ConnectionRefusedError):
             return refused(host, port)
-        if isinstance(item, TimeoutError | socket.timeout):
+        if isinstance(item, TimeoutError):
             return timed_out(timeout, host, port)
     text = " ".join(str(item) for item in chain).lower()
     if any(fragment in text for fragment in _HOST_NOT_FOUND_TEXT):

@@ -1,6 +1,7 @@
 """Importing this module registers every family's connection test (one import per module)."""
 
 # ruff: noqa: F401
+import flowcred.connectors.amqp
 import flowcred.connectors.mysql
 import flowcred.connectors.postgres
 import flowcred.connectors.redis
