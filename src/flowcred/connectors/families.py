@@ -3,5 +3,6 @@
 # ruff: noqa: F401
 import flowcred.connectors.amqp
 import flowcred.connectors.mysql
+import flowcred.connectors.nats
 import flowcred.connectors.postgres
 import flowcred.connectors.redis
