@@ -7,3 +7,4 @@ import flowcred.connectors.mysql
 import flowcred.connectors.nats
 import flowcred.connectors.postgres
 import flowcred.connectors.redis
+import flowcred.connectors.s3
