@@ -8,3 +8,4 @@ import flowcred.connectors.nats
 import flowcred.connectors.postgres
 import flowcred.connectors.redis
 import flowcred.connectors.s3
+import flowcred.connectors.smtp
