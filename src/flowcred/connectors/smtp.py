@@ -68,9 +68,10 @@ class SmtpTest(ConnectionTest):
                 f"{host}:{port} supports none of the AUTH mechanisms CRAM-MD5, PLAIN, LOGIN"
             ) from None
         except smtplib.SMTPResponseException as exc:
+            said = exc.smtp_error
+            text = said.decode(errors="replace") if isinstance(said, bytes) else str(said)
             raise ConnectionTestError(
-                f"the server refused the login with {exc.smtp_code} "
-                f"{exc.smtp_error.decode(errors='replace')[:120]}"
+                f"the server refused the login with {exc.smtp_code} {text[:120]}"
             ) from None
         except (OSError, smtplib.SMTPException) as exc:
             shared = network_failure(exc, host, port, timeout)
