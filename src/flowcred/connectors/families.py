@@ -8,4 +8,5 @@ import flowcred.connectors.nats
 import flowcred.connectors.postgres
 import flowcred.connectors.redis
 import flowcred.connectors.s3
+import flowcred.connectors.sftp
 import flowcred.connectors.smtp
