@@ -82,11 +82,20 @@ class FlowcredSettings(BaseSettings):
     # status); empty: the callback answers JSON.
     oauth_done_url: str | None = None
 
+    # Connection tests (connectors/): extra refused and allowed destinations, as CIDRs or host
+    # names ("metadata.internal", ".corp" for a whole domain); deny wins over allow, and allow
+    # wins over the built-in refusal of link-local and cloud-metadata addresses.
+    test_deny: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    test_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    test_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # `serve` re-tests every credential this often (0: never), so statuses stay true.
+    retest_interval_seconds: float = Field(default=0.0, ge=0)
+
     host: str = "127.0.0.1"
     port: int = Field(default=8700, ge=1, le=65535)
     log_level: str = "INFO"
 
-    @field_validator("cors_origins", "trusted_proxies", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", "test_deny", "test_allow", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         # From the environment: "a,b" or a JSON list.

@@ -490,6 +490,12 @@ def test_live_test_can_run_against_a_configured_url(
     cid = cid_response.json()["credentialId"]
     result = api_env.client.post(f"{CREDS}/{cid}/test", headers=api_env.admin())
     assert result.status_code == 200, result.text
-    assert result.json() == {"ok": True, "status": 200, "message": "credential accepted"}
+    body = result.json()
+    assert {k: body[k] for k in ("ok", "status", "message")} == {
+        "ok": True,
+        "status": 200,
+        "message": "credential accepted",
+    }
+    assert body["latencyMs"] >= 0 and body["checkedAt"]
     assert seen and seen[-1].get("X-Api-Key-Under-Test") == "live-test-key-123"
     assert "live-test-key" not in result.text

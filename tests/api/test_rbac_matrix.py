@@ -123,6 +123,21 @@ ROUTES: tuple[Route, ...] = (
     # The seeded credentials have no test_url, so an admitted live test answers 422 naming
     # config.test_url (the route's own contract) — any 401/403/404 would still be a mismatch.
     Route("test", "POST", "/api/credentials/{id}/test", EDIT, 422, "credential"),
+    # An unsaved body without test_url: an admitted caller gets the 422 naming config.test_url.
+    Route(
+        "test-unsaved",
+        "POST",
+        "/api/credentials/test",
+        EDIT,
+        422,
+        "tenant",
+        body=lambda target, n: {
+            "name": f"rbac unsaved {n}",
+            "type": "api_key",
+            "tenantId": target,
+            "secret": {"api_key": f"rbac-unsaved-{n:06d}"},
+        },
+    ),
     Route("types", "GET", "/api/types", ALL, 200, "global"),
     Route(
         "put-bindings",
@@ -277,7 +292,7 @@ def test_table_covers_every_route_role_and_target() -> None:
     """The table has every route, caller and target once, and its expectations are not trivial."""
     assert len({(r.route.name, r.caller, r.target) for r in RBAC_TABLE}) == len(RBAC_TABLE)
     assert {r.route.name for r in RBAC_TABLE} == {route.name for route in ROUTES}
-    assert len(ROUTES) == 15
+    assert len(ROUTES) == 16
     statuses = Counter(r.expected for r in RBAC_TABLE)
     assert {401, 403, 404} <= set(statuses)
     assert statuses[401] == 2 * sum(len(TARGETS[route.scope]) for route in ROUTES)

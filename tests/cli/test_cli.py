@@ -315,11 +315,13 @@ def test_credentials_test_calls_the_configured_url_with_the_material() -> None:
             input="wrong-value",
         )
         code, out, _ = cli("credentials", "test", "good", "--json")
-        assert code == 0 and json.loads(out) == {
+        shown = json.loads(out)
+        assert code == 0 and {k: shown[k] for k in ("ok", "status", "message")} == {
             "ok": True,
             "status": 200,
             "message": "credential accepted",
         }
+        assert shown["latencyMs"] >= 0 and shown["checkedAt"].endswith("Z")
         code, out, _ = cli("credentials", "test", "bad")
         assert code == 1 and "rejected with HTTP 401" in out and "wrong-value" not in out
         code, _, err = cli("credentials", "test", "stripe")

@@ -20,9 +20,10 @@ from flowcred.api.deps import FailedKeyLimiter
 from flowcred.api.docs import install_docs
 from flowcred.api.error_handlers import install_error_handlers
 from flowcred.api.middleware import BodySizeLimit, RequireHttps
-from flowcred.api.routes import audit_events, bindings, credentials, oauth, types
+from flowcred.api.routes import audit_events, bindings, connection_tests, credentials, oauth, types
 from flowcred.api.schemas import Health
 from flowcred.broker import Broker, open_broker
+from flowcred.connectors.retest import Retester
 from flowcred.errors import FlowcredError
 from flowcred.runtime.authorization import AuthorizationFlow
 from flowcred.settings import FlowcredSettings
@@ -54,12 +55,22 @@ def create_app(
         # A server lives long: watch the change feed from the start, so a key rotation made by
         # another process switches what this one seals with within the visibility bound.
         app.state.broker.watch_changes()
+        # Optional periodic re-test (FLOWCRED_RETEST_INTERVAL_SECONDS; 0, the default, is off):
+        # a daemon thread, never the event loop, stopped before the broker closes.
+        retester = None
+        if settings.retest_interval_seconds > 0:
+            retester = Retester(app.state.broker, settings.retest_interval_seconds)
+            retester.start()
+        app.state.retester = retester
         if freeze_heap:
             gc.collect()
             gc.freeze()
         try:
             yield
         finally:
+            if retester is not None:
+                # A test in flight ends within its own timeout; none starts after stop().
+                retester.stop(join_timeout=settings.test_timeout_seconds + 1)
             if owned:
                 await app.state.broker.aclose()
 
@@ -82,6 +93,7 @@ def create_app(
     install_docs(app, require_key=settings.docs_require_key)
 
     app.include_router(credentials.router)
+    app.include_router(connection_tests.router)
     app.include_router(types.router)
     app.include_router(bindings.router)
     app.include_router(audit_events.router)

@@ -153,11 +153,14 @@ class ResolveResponse(BaseModel):
 
 
 class TestResult(BaseModel):
-    """The outcome of a live test; never the material used."""
+    """The outcome of a live test; never the material used. ``status`` is the HTTP status an
+    ``http`` test got (null for other families); ``message`` is scrubbed of the secret."""
 
     ok: bool
     status: int | None
     message: str
+    latencyMs: float
+    checkedAt: datetime
 
 
 # -- catalog ------------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ from flowcred.cli.secret_input import read_secret
 from flowcred.cli.session import open_cli_broker
 from flowcred.errors import FieldProblem, FlowcredError, InvalidCredential
 from flowcred.records import Credential
-from flowcred.runtime.live_test import describe, http_check
 
 app = typer.Typer(help="Manage stored credentials.", no_args_is_help=True)
 
@@ -378,17 +377,22 @@ def delete(
 
 @app.command("test")
 def test(
-    ref: str,
-    tenant: Annotated[str, typer.Option("--tenant", "-t")] = "default",
+    ref: Annotated[str | None, typer.Argument(help="Id or handle (omit with --all).")] = None,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", "-t", help="Tenant (default: 'default'; --all: every)")
+    ] = None,
     env: EnvOpt = "default",
+    all_: Annotated[bool, typer.Option("--all", help="Test every credential.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Live-test a credential against its system (GET its test_url); exit 1 if it fails."""
-    with open_cli_broker() as broker:
-        ok, details = broker.provider(tenant=tenant, environment=env).test(ref, http_check)
-    if as_json:
-        print_json({"ok": ok, **details, "message": describe(ok, details)})
+    """Live-test a credential against its system (status active / error, audited); exit 1 if
+    it fails. ``--all`` tests every credential (of --tenant), with a progress bar and summary."""
+    from flowcred.cli.connection_tests import show_all_tests, show_one_test
+
+    if all_ == (ref is not None):
+        raise InvalidCredential([FieldProblem("ref", "give a reference or --all (one of them)")])
+    if all_:
+        show_all_tests(tenant, as_json=as_json)
     else:
-        console.print(f"{ref}: {describe(ok, details)}", markup=False)
-    if not ok:
-        raise SystemExit(1)
+        assert ref is not None
+        show_one_test(ref, tenant or "default", env, as_json=as_json)

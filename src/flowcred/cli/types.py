@@ -10,8 +10,20 @@ from rich.text import Text
 
 from flowcred.catalog import CredentialFamily, CredentialType, default_catalog
 from flowcred.cli.output import console, plain, print_json, visible
+from flowcred.connectors.runner import family_for, kind_of
 
 _FAMILIES = get_args(CredentialFamily)
+
+
+def live_test_of(ctype: CredentialType) -> str:
+    """How the type's connection test is proven: "live-tested" (CI runs it against a real
+    server), "not live-tested" (its family exists but CI has no server for it), or "no test"
+    (no family serves its ``test.kind``)."""
+    family = family_for(ctype)
+    if family is None:
+        kind = kind_of(ctype)
+        return f"no test ({kind})" if kind else "no test"
+    return "live-tested" if family.live_tested else "not live-tested"
 
 
 def types(
@@ -42,14 +54,15 @@ def types(
             if family is None or catalog.get(n).family == family
         ]
         if as_json:
-            print_json([t.public_dict() for t in entries])
+            print_json([{**t.public_dict(), "liveTest": live_test_of(t)} for t in entries])
             return
         table = Table()
-        for column in ("type", "family", "provider", "secret fields", "description"):
+        for column in ("type", "family", "provider", "secret fields", "live test", "description"):
             table.add_column(column, overflow="fold")
         for t in entries:
             secrets = ", ".join(f.name for f in t.secret_fields) or "-"
-            table.add_row(*plain((t.name, t.family, t.provider or "-", secrets, t.description)))
+            cells = (t.name, t.family, t.provider or "-", secrets, live_test_of(t), t.description)
+            table.add_row(*plain(cells))
         console.print(table)
         return
     ctype = catalog.get(name)
@@ -60,6 +73,7 @@ def types(
     # Which form --secret-value / secretValue takes: a composite type's JSON keys, or the plain
     # string, so nobody has to guess from an error message.
     console.print(Text(f"secret value: {ctype.secret_value_form()}"))
+    console.print(Text(f"connection test: {live_test_of(ctype)}"))
     table = Table()
     for column in ("field", "secret", "required", "default", "allowed", "help"):
         table.add_column(column, overflow="fold")

@@ -3,6 +3,7 @@
 # ruff: noqa: F401
 import flowcred.connectors.amqp
 import flowcred.connectors.ftp
+import flowcred.connectors.http
 import flowcred.connectors.mqtt
 import flowcred.connectors.mysql
 import flowcred.connectors.nats

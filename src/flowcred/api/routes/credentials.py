@@ -1,4 +1,5 @@
-"""``/api/credentials``: create, list, view, edit, rotate, roll back, delete, resolve, test."""
+"""``/api/credentials``: create, list, view, edit, rotate, roll back, delete, resolve (the live
+tests are in :mod:`flowcred.api.routes.connection_tests`)."""
 
 from __future__ import annotations
 
@@ -24,13 +25,11 @@ from flowcred.api.schemas import (
     ResolveResponse,
     Rollback,
     SecretRotate,
-    TestResult,
     VersionPublic,
 )
 from flowcred.catalog import CredentialFamily
 from flowcred.errors import FieldProblem, InvalidCredential
 from flowcred.records import Credential
-from flowcred.runtime.live_test import describe, http_check
 from flowcred.store.credentials import UNSET
 
 router = APIRouter(
@@ -122,7 +121,7 @@ def _public(request: Request, records: list[Credential]) -> list[CredentialPubli
     return out
 
 
-def _tenant_for(caller: Caller, request: Request, target: Target) -> str:
+def tenant_for(caller: Caller, request: Request, target: Target) -> str:
     """The tenant to resolve ``target`` in: the key's own, or for a platform key the one asked
     for, else the credential's (an unknown id then fails as not found)."""
     if not caller.platform:
@@ -331,7 +330,7 @@ def delete_credential(
 
 
 def _tenant_without_read(caller: Caller, request: Request, target: Target) -> str | None:
-    """:func:`_tenant_for` when it needs no database read; None otherwise."""
+    """:func:`tenant_for` when it needs no database read; None otherwise."""
     if not caller.platform:
         return caller.key.tenant
     if target.tenant is not None:
@@ -361,7 +360,7 @@ async def resolve_credential(
     response.headers["Cache-Control"] = "no-store"
     tenant = _tenant_without_read(caller, request, target)
     if tenant is None:
-        tenant = await run_in_threadpool(_tenant_for, caller, request, target)
+        tenant = await run_in_threadpool(tenant_for, caller, request, target)
     material = await caller.view.provider(tenant=tenant, environment=target.environment).aresolve(
         target.ref, execution_id=body.executionId if body else None
     )
@@ -375,18 +374,4 @@ async def resolve_credential(
         cookies=material.reveal_cookies(),
         fields=material.reveal_fields(),
         expiresAt=material.expires_at,
-    )
-
-
-@router.post("/{credential_id}/test", response_model=TestResult)
-def test_credential(target: CredentialRef, request: Request, caller: Editor) -> TestResult:
-    """Live test: a GET to the credential's ``test_url`` with its material; a 2xx answer means
-    ok. Audited once, with the outcome."""
-    tenant = _tenant_for(caller, request, target)
-    ok, details = caller.view.provider(tenant=tenant, environment=target.environment).test(
-        target.ref, http_check
-    )
-    status = details.get("status")
-    return TestResult(
-        ok=ok, status=status if isinstance(status, int) else None, message=describe(ok, details)
     )
