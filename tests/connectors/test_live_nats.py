@@ -153,3 +153,15 @@ def test_the_shared_server_on_4222_answers() -> None:
         require_service(f"NATS not reachable at 127.0.0.1:4222 ({type(exc).__name__})")
     message = NatsTest().check(nt("nats://127.0.0.1:4222", token=TOKEN), 5.0)
     assert message.endswith("at 127.0.0.1:4222 with token; PING ok")
+
+
+def test_a_metadata_address_in_the_server_list_is_refused_by_the_runner(
+    servers: NatsServers,
+) -> None:
+    from flowcred.connectors.runner import run_test
+
+    urls = [f"nats://127.0.0.1:{servers.token_port}", "nats://169.254.169.254:4222"]
+    # The first URL would succeed, but a forbidden one anywhere in the list refuses the test.
+    result = run_test(target("nats", {"servers": urls}, token=TOKEN), timeout=3.0)
+    assert not result.ok
+    assert "169.254.169.254" in result.message and "timed out" not in result.message

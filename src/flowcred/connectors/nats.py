@@ -2,7 +2,8 @@
 
 The server answers the client's ``CONNECT`` with ``-ERR 'Authorization Violation'`` when the
 credential is wrong; a ``PING``/``PONG`` round trip after ``CONNECT`` proves it was accepted.
-Each configured server URL is tried in turn, once, until one accepts: nats-py's own pool would
+Each configured server URL is checked against the destination policy and tried in turn,
+once, until one accepts: nats-py's own pool would
 retry (and with ``max_reconnect_attempts=0`` it spins forever on a refused port), so it gets a
 pool of one and reconnecting is off. The whole test runs on a private event loop in the
 caller's thread, bounded by the timeout.
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 
 from flowcred.connectors.base import ConnectionTest, ConnectionTestError, TestTarget, register
 from flowcred.connectors.failures import auth_failed, network_failure, timed_out
+from flowcred.connectors.runner import current_policy
 
 _DEFAULT_PORT = 4222
 
@@ -59,6 +61,7 @@ class NatsTest(ConnectionTest):
             auth["user"], auth["password"] = user, password
             method = f"user '{user}'"
         deadline = time.monotonic() + timeout
+        unresolved = _check_destinations(servers)
         first_failure: ConnectionTestError | None = None
         for url in servers:
             left = deadline - time.monotonic()
@@ -66,6 +69,9 @@ class NatsTest(ConnectionTest):
             if left <= 0:
                 first_failure = first_failure or timed_out(timeout, host, port)
                 break
+            if url in unresolved:
+                first_failure = first_failure or unresolved[url]
+                continue
             reported: list[Exception] = []
             try:
                 version = asyncio.run(_connect_once(url, auth, left, reported))
@@ -78,6 +84,21 @@ class NatsTest(ConnectionTest):
             return f"connected to NATS {version} at {host}:{port} with {method}; PING ok"
         assert first_failure is not None
         raise first_failure
+
+
+def _check_destinations(servers: list[str]) -> dict[str, ConnectionTestError]:
+    """Check every URL against the destination policy before connecting to any: the runner's
+    own check reads only string fields, so a list must not bypass the SSRF guard. A refused
+    destination raises (DestinationRefused ends the test); a name that does not resolve is
+    returned as that URL's failure, so the next URL can still be tried."""
+    policy = current_policy()
+    unresolved: dict[str, ConnectionTestError] = {}
+    for url in servers:
+        try:
+            policy.check_host(*_host_port(url))
+        except ConnectionTestError as failure:
+            unresolved[url] = failure
+    return unresolved
 
 
 async def _connect_once(
