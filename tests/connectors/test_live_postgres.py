@@ -89,8 +89,18 @@ def scram_port() -> Iterator[int]:
     run = {"check": True, "capture_output": True, "timeout": 60}
     try:
         subprocess.run(
-            _as_postgres([initdb, "-D", data, "-U", SCRAM_ADMIN, f"--pwfile={password_file}", "-N"])
-            + ["--auth=scram-sha-256"],
+            _as_postgres(
+                [
+                    initdb,
+                    "-D",
+                    data,
+                    "-U",
+                    SCRAM_ADMIN,
+                    f"--pwfile={password_file}",
+                    "--auth=scram-sha-256",
+                    "-N",
+                ]
+            ),
             **run,
         )
         options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
