@@ -9,12 +9,21 @@ most the timeout.
 
 from __future__ import annotations
 
+import logging
 import ssl
 
 from flowcred.connectors.base import ConnectionTest, ConnectionTestError, TestTarget, register
 from flowcred.connectors.failures import auth_failed, config_port, network_failure
 
 _TRUE = ("true", "1", "yes", "on")
+_PIKA_LOG = logging.getLogger("pika")
+
+
+def _quiet_pika() -> None:
+    """pika logs every failed connect at ERROR with a traceback, several lines per test; the
+    test's own result says it once. Only when nobody configured pika's logger."""
+    if _PIKA_LOG.level == logging.NOTSET:
+        _PIKA_LOG.setLevel(logging.CRITICAL)
 
 
 @register("amqp")
@@ -25,6 +34,7 @@ class AmqpTest(ConnectionTest):
         import pika
         import pika.exceptions
 
+        _quiet_pika()
         host = str(target.config["host"])
         port = config_port(target.config.get("port"), 5672)
         user = str(target.config.get("username") or "")
