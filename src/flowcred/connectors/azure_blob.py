@@ -44,7 +44,7 @@ class AzureBlobTest(ConnectionTest):
                 done = f"container '{container}' is readable"
             else:
                 info = client.get_account_information()
-                done = f"account accepted the key ({info.get('account_kind', '?')})"
+                done = f"account accepted the credential ({info.get('account_kind', '?')})"
         except core_errors.ClientAuthenticationError:
             raise ConnectionTestError(
                 "Azure Storage refused the credential (HTTP 403 AuthenticationFailed)"

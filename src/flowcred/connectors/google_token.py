@@ -18,7 +18,13 @@ import time
 from typing import Any
 
 from flowcred.connectors.base import ConnectionTestError, TestTarget
-from flowcred.connectors.provider_api import json_object, send, short, unexpected_status
+from flowcred.connectors.provider_api import (
+    check_secret_destination,
+    json_object,
+    send,
+    short,
+    unexpected_status,
+)
 from flowcred.errors import InvalidCredential
 from flowcred.runtime.jwt_bearer import JWT_BEARER_GRANT, service_account_assertion
 
@@ -46,6 +52,7 @@ def access_token(keys: dict[str, Any], scopes: tuple[str, ...], timeout: float) 
         raise ConnectionTestError(
             f"the service-account key file is not usable (check {names})"
         ) from None
+    check_secret_destination(token_uri)
     response = send(
         "POST",
         token_uri,

@@ -18,6 +18,7 @@ read a JSON answer. This module owns the parts they share:
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -41,6 +42,22 @@ def base_url(target: TestTarget, default: str, field: str = "api_base_url") -> s
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConnectionTestError(f"{field} must be an http:// or https:// URL with a host")
     return value.rstrip("/")
+
+
+def check_secret_destination(url: str) -> None:
+    """Hold a URL that comes from the *secret* (a key file's ``token_uri``) to the runner's
+    destination policy, which only sees config fields.
+
+    Raises :class:`~flowcred.errors.DestinationRefused` (the runner reports it like a refused
+    config destination). Uses :func:`flowcred.connectors.runner.current_policy` when the runner
+    is installed; without it (a family run on its own, as in the contract tests) there is no
+    policy to apply.
+    """
+    try:
+        runner = importlib.import_module("flowcred.connectors.runner")
+    except ImportError:
+        return
+    runner.current_policy().check_url(url)
 
 
 def path_part(value: str) -> str:
