@@ -10,6 +10,9 @@ The token comes from the key file's token_uri (see google_key_stub).
 
 from __future__ import annotations
 
+import sys
+from types import SimpleNamespace
+
 import pytest
 from tests.connectors.google_key_stub import GoogleAccount, google_error, rsa_key
 from tests.connectors.provider_stub import (
@@ -23,6 +26,7 @@ from tests.connectors.provider_stub import (
 )
 
 from flowcred.connectors.fcm import SCOPE, FcmTest
+from flowcred.errors import DestinationRefused
 
 
 @pytest.fixture
@@ -102,3 +106,26 @@ def test_a_project_the_account_may_not_send_for_is_403(provider_stub) -> None:
     )
     assert message.startswith("FCM refused to send for this project (HTTP 403)")
     assert "PERMISSION_DENIED: SenderId mismatch" in message
+
+
+def test_the_key_files_token_uri_is_held_to_the_runners_destination_policy(
+    provider_stub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token_uri is in the secret, out of sight of the runner's config check: the family
+    asks the running test's policy itself (here a stand-in runner that refuses everything)."""
+    refused: list[str] = []
+
+    class RefuseAll:
+        def check_url(self, url: str) -> None:
+            refused.append(url)
+            raise DestinationRefused("169.254.169.254", "a link-local address")
+
+    monkeypatch.setitem(
+        sys.modules, "flowcred.connectors.runner", SimpleNamespace(current_policy=RefuseAll)
+    )
+    account = GoogleAccount()
+    stub = start(provider_stub, account)
+    token_uri = stub.url + "/token"
+    with pytest.raises(DestinationRefused):
+        FcmTest().check(fcm(stub, account.key_file(token_uri)), TIMEOUT)
+    assert refused == [token_uri] and stub.seen == []
