@@ -136,3 +136,27 @@ def test_a_missing_driver_says_which_extra_to_install(
     message = failure(lambda: family(kind).check(closed_target(kind, closed_port()), TIMEOUT))
     assert message.startswith("the driver for this test is not installed: pip install")
     assert "flowcred[connectors]" in message
+
+
+@pytest.mark.parametrize(
+    ("kind", "config", "secret", "expected"),
+    [
+        (
+            "mongodb",
+            {},
+            {"connection_string": f"mongodb://app:{CANARY}@127.0.0.1:notaport/db"},
+            "the MongoDB connection settings are invalid",
+        ),
+        (
+            "azure_blob",
+            {"account_name": "acmedata", "blob_endpoint": "http://127.0.0.1:9/acmedata"},
+            {"account_key": f"not base64 {CANARY}!"},
+            "account_key is not a valid base64 storage key",
+        ),
+    ],
+)
+def test_unusable_settings_fail_before_any_connection_without_the_secret(
+    kind: str, config: dict[str, Any], secret: dict[str, Any], expected: str
+) -> None:
+    message = failure(lambda: family(kind).check(target(kind, config, secret), TIMEOUT))
+    assert message == expected

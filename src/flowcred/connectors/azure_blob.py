@@ -30,13 +30,16 @@ class AzureBlobTest(ConnectionTest):
         credential: Any = (
             {"account_name": account, "account_key": key} if key else target.reveal("sas_token")
         )
-        client = blob.BlobServiceClient(
-            account_url=url,
-            credential=credential,
-            retry_total=0,
-            connection_timeout=timeout,
-            read_timeout=timeout,
-        )
+        try:
+            client = blob.BlobServiceClient(
+                account_url=url,
+                credential=credential,
+                retry_total=0,
+                connection_timeout=timeout,
+                read_timeout=timeout,
+            )
+        except ValueError:
+            raise ConnectionTestError("the Azure Storage account URL is not valid") from None
         container = target.config.get("container")
         try:
             if container and not key:
@@ -45,7 +48,10 @@ class AzureBlobTest(ConnectionTest):
             else:
                 info = client.get_account_information()
                 done = f"account accepted the credential ({info.get('account_kind', '?')})"
-        except core_errors.ClientAuthenticationError:
+        except core_errors.ClientAuthenticationError as exc:
+            if type(exc).__name__ == "AzureSigningError":
+                # Raised before sending: the SDK could not base64-decode the key to sign with.
+                raise ConnectionTestError("account_key is not a valid base64 storage key") from None
             raise ConnectionTestError(
                 "Azure Storage refused the credential (HTTP 403 AuthenticationFailed)"
             ) from None

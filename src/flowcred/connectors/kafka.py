@@ -52,6 +52,9 @@ class KafkaTest(ConnectionTest):
             admin = admin_module.KafkaAdminClient(**options)
         except errors.KafkaError as exc:
             raise self._failure(exc, servers[0], timeout) from None
+        except (AssertionError, ValueError, TypeError):
+            # kafka-python checks some settings with assert (a SASL mechanism without a user).
+            raise ConnectionTestError("the Kafka connection settings are invalid") from None
         try:
             cluster = admin.describe_cluster()
         except errors.KafkaError as exc:

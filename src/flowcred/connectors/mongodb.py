@@ -24,30 +24,10 @@ class MongoDbTest(ConnectionTest):
     def check(self, target: TestTarget, timeout: float) -> str:
         pymongo = load_driver("pymongo", "pymongo")
         errors = load_driver("pymongo.errors", "pymongo")
-        millis = max(1, int(timeout * 1000))
-        options: dict[str, Any] = {
-            "serverSelectionTimeoutMS": millis,
-            "connectTimeoutMS": millis,
-            "socketTimeoutMS": millis,
-            "appname": "flowcred-connection-test",
-        }
-        uri = target.reveal("connection_string")
-        if uri:
-            client = pymongo.MongoClient(uri, **options)
-        else:
-            config = target.config
-            if config.get("username"):
-                options["username"] = config["username"]
-                options["password"] = target.reveal("password") or ""
-                options["authSource"] = config.get("auth_source") or "admin"
-            if config.get("replica_set"):
-                options["replicaSet"] = config["replica_set"]
-            client = pymongo.MongoClient(
-                host=config.get("host"),
-                port=int(config.get("port") or 27017),
-                tls=bool(config.get("tls")),
-                **options,
-            )
+        try:
+            client = _client(pymongo, target, timeout)
+        except (errors.ConfigurationError, ValueError, TypeError):
+            raise ConnectionTestError("the MongoDB connection settings are invalid") from None
         try:
             client.admin.command("ping")
         except errors.OperationFailure as exc:
@@ -64,3 +44,31 @@ class MongoDbTest(ConnectionTest):
         finally:
             client.close()
         return "MongoDB answered ping"
+
+
+def _client(pymongo: Any, target: TestTarget, timeout: float) -> Any:
+    """A MongoClient for the connection string or the separate fields, bounded by ``timeout``
+    (it connects lazily: nothing is sent yet)."""
+    millis = max(1, int(timeout * 1000))
+    options: dict[str, Any] = {
+        "serverSelectionTimeoutMS": millis,
+        "connectTimeoutMS": millis,
+        "socketTimeoutMS": millis,
+        "appname": "flowcred-connection-test",
+    }
+    uri = target.reveal("connection_string")
+    if uri:
+        return pymongo.MongoClient(uri, **options)
+    config = target.config
+    if config.get("username"):
+        options["username"] = config["username"]
+        options["password"] = target.reveal("password") or ""
+        options["authSource"] = config.get("auth_source") or "admin"
+    if config.get("replica_set"):
+        options["replicaSet"] = config["replica_set"]
+    return pymongo.MongoClient(
+        host=config.get("host"),
+        port=int(config.get("port") or 27017),
+        tls=bool(config.get("tls")),
+        **options,
+    )
