@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import base64
 import importlib
+import socket
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,6 +25,7 @@ from flowcred.connectors.base import ConnectionTest, registered
 from flowcred.connectors.optional_drivers import load_driver
 
 TIMEOUT = 1.5
+SHORT = 0.7  # for the silent-server tests, which always wait the whole timeout
 # How much longer than its timeout a test may take: drivers add their own bookkeeping.
 SLACK = 1.5
 
@@ -160,3 +163,23 @@ def test_unusable_settings_fail_before_any_connection_without_the_secret(
 ) -> None:
     message = failure(lambda: family(kind).check(target(kind, config, secret), TIMEOUT))
     assert message == expected
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A loopback port that accepts connections and never says a word."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield int(listener.getsockname()[1])
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_silent_server_is_timed_out_within_the_timeout(kind: str, silent_port: int) -> None:
+    built = closed_target(kind, silent_port)
+    started = time.monotonic()
+    message = failure(lambda: family(kind).check(built, SHORT))
+    elapsed = time.monotonic() - started
+    assert "timed out" in message, message
+    assert CANARY not in message
+    assert elapsed < SHORT + SLACK

@@ -57,7 +57,7 @@ class AzureBlobTest(ConnectionTest):
             ) from None
         except core_errors.ResourceNotFoundError:
             raise ConnectionTestError("Azure Storage has no such account or container") from None
-        except core_errors.ServiceRequestError as exc:
+        except (core_errors.ServiceRequestError, core_errors.ServiceResponseError) as exc:
             reason = network_reason(exc) or "connection failed"
             raise ConnectionTestError(f"cannot reach Azure Storage: {reason}") from None
         except core_errors.HttpResponseError as exc:

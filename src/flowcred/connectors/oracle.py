@@ -7,10 +7,11 @@ from the listener; network failures are ``DPY-6005`` with the OS reason in the t
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from flowcred.connectors.base import ConnectionTest, ConnectionTestError, TestTarget, register
-from flowcred.connectors.network_failures import network_reason
+from flowcred.connectors.network_failures import TIMED_OUT, network_reason
 from flowcred.connectors.optional_drivers import load_driver
 
 _MEANINGS = {
@@ -43,11 +44,28 @@ class OracleTest(ConnectionTest):
             options["service_name"] = config["service_name"]
         else:
             options["sid"] = config.get("sid")
+        outcome: list[BaseException | None] = []
+
+        def attempt() -> None:
+            try:
+                with oracledb.connect(**options) as connection, connection.cursor() as cursor:
+                    connection.call_timeout = max(1, int(timeout * 1000))
+                    cursor.execute("SELECT 1 FROM DUAL")
+                    cursor.fetchall()
+                outcome.append(None)
+            except BaseException as exc:  # handed to the caller's thread below
+                outcome.append(exc)
+
+        # tcp_connect_timeout bounds only the TCP connect: a listener that accepts and then says
+        # nothing would hold the thin driver's handshake forever, so the attempt gets a deadline.
+        worker = threading.Thread(target=attempt, name="flowcred-oracle-test", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if not outcome:
+            raise ConnectionTestError(f"cannot reach Oracle: {TIMED_OUT}")
         try:
-            with oracledb.connect(**options) as connection, connection.cursor() as cursor:
-                connection.call_timeout = max(1, int(timeout * 1000))
-                cursor.execute("SELECT 1 FROM DUAL")
-                cursor.fetchall()
+            if outcome[0] is not None:
+                raise outcome[0]
         except oracledb.Error as exc:
             error = exc.args[0] if exc.args else None
             code = str(getattr(error, "full_code", ""))
@@ -59,4 +77,7 @@ class OracleTest(ConnectionTest):
             raise ConnectionTestError(
                 f"Oracle refused the test ({code or 'unknown error'})"
             ) from None
+        except OSError as exc:
+            reason = network_reason(exc) or "network error"
+            raise ConnectionTestError(f"cannot reach Oracle: {reason}") from None
         return "Oracle accepted the login and ran SELECT 1 FROM DUAL"
