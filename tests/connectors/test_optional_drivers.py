@@ -183,3 +183,18 @@ def test_a_silent_server_is_timed_out_within_the_timeout(kind: str, silent_port:
     assert "timed out" in message, message
     assert CANARY not in message
     assert elapsed < SHORT + SLACK
+
+
+def test_registering_the_families_imports_no_driver() -> None:
+    """The broker starts without the extra: drivers load only inside check()."""
+    import subprocess
+
+    probe = (
+        "import sys, flowcred.connectors.families; "
+        f"print(','.join(m for m in {sorted({d.split('.')[0] for d in DRIVERS.values()})!r} "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == ""
