@@ -111,7 +111,8 @@ def test_design_table_defaults(catalog: Catalog) -> None:
 def test_secret_and_config_fields(catalog: Catalog) -> None:
     twilio = catalog.get("twilio")
     assert [f.name for f in twilio.secret_fields] == ["accountSid", "authToken"]
-    assert twilio.config_fields == []
+    # Its only config field says where the connection test sends the pair.
+    assert [f.name for f in twilio.config_fields] == ["api_base_url"]
     assert twilio.is_composite
     assert not catalog.get("slack").is_composite
     assert not catalog.get("no_auth").is_composite

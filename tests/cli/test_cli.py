@@ -211,7 +211,7 @@ def test_types_lists_catalog_and_one_type() -> None:
     } <= names
     code, out, _ = cli("types", "twilio", "--json")
     fields = {f["name"]: f["secret"] for f in json.loads(out)["fields"]}
-    assert fields == {"accountSid": True, "authToken": True}
+    assert fields == {"accountSid": True, "authToken": True, "api_base_url": False}
     code, out, _ = cli("types", "postgres")
     assert code == 0 and "ssl_mode" in out
 
