@@ -155,3 +155,32 @@ def test_a_same_origin_redirect_is_followed_and_checked(server: Loopback) -> Non
     assert result.ok, result.message
     assert [s["path"] for s in server.seen] == ["/redirect", "/header"]
     assert server.seen[-1]["headers"]["X-API-Key"] == "ssrf-canary-7781"
+
+
+def _target(type_name: str, config: dict[str, object], secret: dict[str, str]) -> TestTarget:
+    checked_config, checked_secret = default_catalog().get(type_name).validate(config, secret)
+    return TestTarget(type_name, checked_config, {k: Secret(v) for k, v in checked_secret.items()})
+
+
+def test_every_element_of_a_list_valued_destination_is_checked() -> None:
+    target = _target(
+        "elasticsearch",
+        {"urls": ["http://127.0.0.1:9", "http://169.254.169.254:9200"], "username": "elastic"},
+        {"password": "ssrf-canary-list"},
+    )
+    result = run_test(target, timeout=5)
+    assert not result.ok
+    assert result.message.startswith("destination '169.254.169.254' refused")
+    assert "ssrf-canary-list" not in result.message
+
+
+def test_a_destination_inside_a_secret_connection_string_is_checked() -> None:
+    target = _target(
+        "mongodb",
+        {},
+        {"connection_string": "mongodb://app:ssrf-canary-uri@169.254.169.254:27017/db"},
+    )
+    result = run_test(target, timeout=5)
+    assert not result.ok
+    assert result.message.startswith("destination '169.254.169.254' refused")
+    assert "ssrf-canary-uri" not in result.message

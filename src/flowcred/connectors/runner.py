@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextvars
 import importlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -37,7 +38,7 @@ from flowcred.catalog import Catalog, CredentialType, default_catalog
 from flowcred.connectors.base import ConnectionTestError, TestResult, TestTarget, registered
 from flowcred.connectors.destinations import DestinationPolicy
 from flowcred.errors import DestinationRefused, FieldProblem, InvalidCredential
-from flowcred.redaction import SecretRegistry, default_registry
+from flowcred.redaction import Secret, SecretRegistry, default_registry
 
 log = logging.getLogger("flowcred.connectors")
 
@@ -54,6 +55,9 @@ _HOST_FIELDS = frozenset(
 )
 # Destination fields that a test never connects to: where a browser is sent after consent.
 _NOT_CONTACTED = frozenset({"redirect_uri", "scopes"})
+
+# A secret value that is a URL (a connection string), not JSON or a key that mentions one.
+_URL_START = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^\s]*$")
 
 _running = threading.BoundedSemaphore(MAX_RUNNING)
 _policy_var: contextvars.ContextVar[DestinationPolicy | None] = contextvars.ContextVar(
@@ -80,25 +84,39 @@ def family_for(ctype: CredentialType) -> type[Any] | None:
 
 
 def destinations(
-    ctype: CredentialType, config: Mapping[str, Any]
+    ctype: CredentialType, config: Mapping[str, Any], secret: Mapping[str, Secret] | None = None
 ) -> Iterator[tuple[str, int | None]]:
-    """Every ``(host, port)`` the target's config points a test at.
+    """Every ``(host, port)`` the target points a test at.
 
     URL values (any scheme: ``https://``, ``amqp://``, ``mongodb://h1,h2``) give their hosts;
-    host fields (``host``, ``brokers``, ...) give theirs, with ``port`` from the config.
+    host fields (``host``, ``brokers``, ...) give theirs, with ``port`` from the config. A list
+    value (NATS ``servers``, Elasticsearch ``urls``) gives every element's hosts. Secret fields
+    that hold a URL (a MongoDB ``connection_string`` embeds its password) are checked too: a
+    destination hidden in a secret is still a destination.
     """
     port = config.get("port")
     default_port = port if isinstance(port, int) and not isinstance(port, bool) else None
     names = {spec.name for spec in ctype.destination_fields if not spec.secret} | {"test_url"}
     names |= _HOST_FIELDS & set(config)
     for name in sorted(names - _NOT_CONTACTED):
-        value = config.get(name)
-        if not isinstance(value, str) or not value.strip():
+        yield from _value_hosts(name, config.get(name), default_port)
+    for value in (secret or {}).values():
+        text = value.reveal().strip()
+        if _URL_START.match(text):
+            yield from _url_hosts(text)
+
+
+def _value_hosts(
+    name: str, value: Any, default_port: int | None
+) -> Iterator[tuple[str, int | None]]:
+    items = value if isinstance(value, list | tuple) else [value]
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
             continue
-        if "://" in value:
-            yield from _url_hosts(value)
-        elif name in _HOST_FIELDS:
-            for part in value.split(","):
+        if "://" in item:
+            yield from _url_hosts(item)
+        elif name in _HOST_FIELDS or isinstance(value, list | tuple):
+            for part in item.split(","):
                 yield _host_port(part.strip(), default_port)
 
 
@@ -160,7 +178,7 @@ def run_test(
     policy = policy or DestinationPolicy()
     scrub = scrubber(target)
     started = time.perf_counter()
-    hosts = list(destinations(ctype, target.config))
+    hosts = list(destinations(ctype, target.config, target.secret))
     ok, message = _run_bounded(family(), target, timeout, policy, hosts)
     result = TestResult(
         ok=ok,
