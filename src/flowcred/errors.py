@@ -239,6 +239,10 @@ class StartupFailed(ConfigurationError):
 class BindingNotFound(CredentialNotFound):
     """Raised when a binding handle is not configured (Credential Provider spec: DAG330)."""
 
+    def __init__(self, ref: int | str, tenant: str | None = None) -> None:
+        super().__init__(ref, tenant)
+        Exception.__init__(self, f"binding {ref!r} not configured")
+
 
 class SecretNotFound(CredentialNotFound):
     """Raised when no secret source holds a named secret.

@@ -82,6 +82,15 @@ def test_a_kind_mismatch_is_dag332_at_requires(tmp_path: Path) -> None:
     assert finding.rule == "DAG332" and finding.line == line_of(flow, "requires: api_key")
 
 
+def test_a_catalog_name_of_the_same_kind_is_no_mismatch(tmp_path: Path) -> None:
+    flow, _ = _paths(tmp_path)
+    _edit(flow, "requires: google.oauth2", "requires: google")
+    assert validate([flow], sources=example_sources(PROVIDER_SECRETS)).findings == []
+    _edit(flow, "requires: google", "requires: microsoft.oauth2")
+    [finding] = validate([flow], sources=example_sources(PROVIDER_SECRETS)).findings
+    assert finding.rule == "DAG332"
+
+
 def test_a_scope_outside_policy_is_dag331(tmp_path: Path) -> None:
     flow, _ = _paths(tmp_path)
     _edit(

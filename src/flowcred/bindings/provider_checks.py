@@ -40,7 +40,9 @@ from flowcred.bindings import flow_formats as ff
 from flowcred.bindings.config import load_bindings
 from flowcred.bindings.findings import Finding
 from flowcred.bindings.raw_secret_scan import scan, shown
-from flowcred.errors import FlowcredError
+from flowcred.bindings.resolve import catalog_type_for
+from flowcred.catalog import default_catalog
+from flowcred.errors import FlowcredError, UnknownCredentialType
 
 
 class SecretLookup(Protocol):
@@ -66,6 +68,22 @@ class BindingsDoc:
     default: str | None
     allowed_scopes: list[str] | None
     findings: list[Finding]
+
+
+def same_kind(bound: str | None, required: str) -> bool:
+    """Whether a binding's kind is the node's required type: the same words, or the same catalog
+    type (``google.oauth2`` and ``google``, ``http.api_key`` and ``api_key``)."""
+    if bound is None:
+        return False
+    if bound.strip().lower() == required.strip().lower():
+        return True
+    try:
+        return (
+            catalog_type_for(bound, default_catalog()).name
+            == catalog_type_for(required, default_catalog()).name
+        )
+    except UnknownCredentialType:
+        return False
 
 
 def read_bindings(path: Path) -> BindingsDoc:
@@ -268,7 +286,11 @@ def check_provider_flow(
             continue
         handles.append(entry.handle)
         required = ff.text_of(requires_node)
-        if required is not None and requires_node is not None and entry.kind != required:
+        if (
+            required is not None
+            and requires_node is not None
+            and not same_kind(entry.kind, required)
+        ):
             p = ff.pos(requires_node)
             findings.append(
                 Finding.of(
