@@ -19,8 +19,14 @@ import pytest
 from tests.api.conftest import open_api_env
 from typer.testing import CliRunner
 
-from flowcred.catalog import CATEGORIES, Catalog, CredentialType, FieldSpec, load_catalog, place
-from flowcred.catalog.categories import LEGACY_CATEGORIES
+from flowcred.catalog import (
+    CATEGORIES,
+    Catalog,
+    CredentialType,
+    FieldSpec,
+    load_catalog,
+    place,
+)
 from flowcred.catalog.registry import default_catalog
 from flowcred.cli.main import app
 from flowcred.errors import ConfigurationError, InvalidCredential
@@ -385,16 +391,11 @@ def test_an_unknown_category_stops_the_load_naming_the_file(tmp_path: Path) -> N
     assert "widgets.yaml" in str(caught.value) and "category" in str(caught.value)
 
 
-def test_a_files_own_category_wins_over_the_legacy_table(tmp_path: Path) -> None:
-    assert LEGACY_CATEGORIES["postgres"] == "databases"
-    (tmp_path / "postgres.yaml").write_text(_MINIMAL + "category: enterprise\n")
-    (tmp_path / "redis.yaml").write_text(_MINIMAL)
-    (tmp_path / "plain.yaml").write_text(_MINIMAL)
-    catalog = load_catalog(tmp_path)
-    assert catalog.get("postgres").category == "enterprise"
-    assert catalog.get("redis").category == "databases"
-    assert catalog.get("plain").category is None
-    assert [t.name for t in catalog.by_category("databases")] == ["redis"]
+def test_every_native_connector_declares_its_category() -> None:
+    connectors = [t for t in default_catalog() if t.family == "connector"]
+    assert connectors and all(t.category is not None for t in connectors)
+    assert default_catalog().get("postgres").category == "databases"
+    assert default_catalog().get("kafka").category == "message_brokers"
 
 
 def test_types_json_lists_every_type_with_its_category() -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from flowcred.catalog.categories import LEGACY_CATEGORIES, ConnectorCategory
+from flowcred.catalog.categories import ConnectorCategory
 from flowcred.catalog.schema import CredentialFamily, CredentialType
 from flowcred.errors import ConfigurationError, UnknownCredentialType
 
@@ -140,8 +140,6 @@ def _load_file(path: Traversable, source: str) -> CredentialType:
     if not isinstance(data, dict):
         raise ConfigurationError(f"credential type file {source} must hold a mapping")
     data.setdefault("name", expected_name)
-    if "category" not in data and expected_name in LEGACY_CATEGORIES:
-        data["category"] = LEGACY_CATEGORIES[expected_name]
     if data["name"] != expected_name:
         raise ConfigurationError(
             f"credential type file {source} declares name {data['name']!r}; "
