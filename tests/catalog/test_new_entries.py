@@ -423,3 +423,13 @@ def test_api_types_carries_the_category_for_the_form_picker(tmp_path: Path) -> N
     assert categories["azure_service_bus"] == "message_brokers"
     assert categories["kafka"] == "message_brokers"
     assert categories["oauth2"] is None
+
+
+def test_cli_lists_one_category_and_refuses_an_unknown_one() -> None:
+    result = CliRunner().invoke(app, ["types", "--category", "message_brokers", "--json"])
+    assert result.exit_code == 0, result.stderr
+    listed = {t["name"]: t for t in json.loads(result.stdout)}
+    assert {t["category"] for t in listed.values()} == {"message_brokers"}
+    assert {"kafka", "rabbitmq", "amazon_sqs"} <= set(listed) and "postgres" not in listed
+    refused = CliRunner().invoke(app, ["types", "--category", "gadgets"])
+    assert refused.exit_code == 2 and "databases" in refused.stderr

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from flowcred.catalog import CredentialFamily, CredentialType, default_catalog
+from flowcred.catalog import CATEGORIES, CredentialFamily, CredentialType, default_catalog
 from flowcred.cli.output import console, plain, print_json, visible
 from flowcred.connectors.runner import family_for, kind_of
 
@@ -35,9 +35,14 @@ def types(
         str | None,
         typer.Option("--family", help="List only this family: " + ", ".join(_FAMILIES) + "."),
     ] = None,
+    category: Annotated[
+        str | None,
+        typer.Option("--category", help="List only this category: " + ", ".join(CATEGORIES) + "."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """List credential types (``--family oauth2`` for the OAuth2 providers), or one type."""
+    """List credential types (``--family oauth2`` for the OAuth2 providers, ``--category
+    databases`` for one group of connectors), or one type."""
     catalog = default_catalog()
     if name == "show" and shown is not None:
         name = shown
@@ -48,10 +53,15 @@ def types(
             raise typer.BadParameter(
                 "must be one of " + ", ".join(_FAMILIES), param_hint="--family"
             )
+        if category is not None and category not in CATEGORIES:
+            raise typer.BadParameter(
+                "must be one of " + ", ".join(CATEGORIES), param_hint="--category"
+            )
         entries = [
-            catalog.get(n)
-            for n in catalog.names()
-            if family is None or catalog.get(n).family == family
+            t
+            for t in map(catalog.get, catalog.names())
+            if (family is None or t.family == family)
+            and (category is None or t.category == category)
         ]
         if as_json:
             print_json([{**t.public_dict(), "liveTest": live_test_of(t)} for t in entries])
