@@ -197,7 +197,16 @@ def _drive_session(env: Any, scanner: CanaryScanner) -> tuple[Session, dict[str,
     )
     s.call("POST", f"{creds}/{ids['api_key']}/rollback", expect=200, json={"version": 1})
     s.call("POST", f"{creds}/{ids['api_key']}/test", expect=422)
-    s.call("POST", f"{creds}/{ids['slack']}/test", expect=422, role=("developer", "acme"))
+    # Slack's test calls auth.test under api_base_url: a closed loopback port here, so the
+    # failed test's answer is scanned too (no test leaves loopback).
+    s.call(
+        "PATCH",
+        f"{creds}/{ids['slack']}",
+        expect=200,
+        json={"config": {"api_base_url": "http://127.0.0.1:9/api"}},
+    )
+    tested = s.call("POST", f"{creds}/{ids['slack']}/test", expect=200, role=("developer", "acme"))
+    assert tested.json()["ok"] is False
 
     # -- resolve: the one response allowed to carry them (positive control) --------------------
     for cid in ids.values():

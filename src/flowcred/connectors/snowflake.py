@@ -21,7 +21,6 @@ import time
 import uuid
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
@@ -48,10 +47,9 @@ def _jwt(pem: str, account: str, user: str, now: float) -> str:
         raise ConnectionTestError("private_key is not a usable PEM private key") from None
     if not isinstance(key, RSAKey):
         raise ConnectionTestError("private_key must be an RSA key for Snowflake key-pair auth")
-    public = key.as_pem(private=False)
-    der = serialization.load_pem_public_key(public).public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    # A "PUBLIC KEY" PEM is the base64 of the DER SubjectPublicKeyInfo Snowflake fingerprints.
+    public = key.as_pem(private=False).decode("ascii")
+    der = base64.b64decode("".join(line for line in public.splitlines() if "-----" not in line))
     fingerprint = base64.b64encode(hashlib.sha256(der).digest()).decode()
     subject = f"{account}.{user}"
     iat = int(now)
