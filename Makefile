@@ -40,6 +40,7 @@ bench: install
 	$(BIN)/python bench/audit.py
 	$(BIN)/python bench/api_load.py
 	PYTHONPATH=.:src $(BIN)/python bench/refresh_storm.py
+	PYTHONPATH=.:src $(BIN)/python bench/validate.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
