@@ -6,11 +6,11 @@ home directory; failed logins answer at once (its anti-brute-force delay is set 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
 from tests.connectors.failure_endpoints import assert_network_failures, canary, failure, target
+from tests.connectors.live_servers import ftp_server
 
 from flowcred.connectors.base import TestTarget
 from flowcred.connectors.ftp import FtpTest
@@ -26,28 +26,8 @@ PASSWORD = canary("ftp")
 
 @pytest.fixture(scope="module")
 def ftp_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    from pyftpdlib.authorizers import DummyAuthorizer
-    from pyftpdlib.handlers import FTPHandler
-    from pyftpdlib.servers import FTPServer
-
-    authorizer = DummyAuthorizer()
-    authorizer.add_user(USER, PASSWORD, str(tmp_path_factory.mktemp("ftp-home")), perm="elr")
-
-    class Handler(FTPHandler):  # a subclass, so the settings stay with this server
-        pass
-
-    Handler.authorizer = authorizer
-    Handler.auth_failed_timeout = 0
-    server = FTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"timeout": 0.05, "blocking": True}, daemon=True
-    )
-    thread.start()
-    try:
-        yield server.address[1]
-    finally:
-        server.close_all()
-        thread.join(10)
+    with ftp_server(tmp_path_factory.mktemp("ftp-home"), USER, PASSWORD) as port:
+        yield port
 
 
 def ftp(

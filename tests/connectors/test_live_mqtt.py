@@ -7,12 +7,8 @@ cannot show a refusal. The set-up starts a private ``mosquitto`` on a free loopb
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from tests.conftest import require_service
@@ -20,10 +16,9 @@ from tests.connectors.failure_endpoints import (
     assert_network_failures,
     canary,
     failure,
-    free_port,
     target,
-    wait_for_port,
 )
+from tests.connectors.live_servers import mosquitto
 
 from flowcred.connectors.base import TestTarget
 from flowcred.connectors.mqtt import MqttTest
@@ -33,33 +28,8 @@ PASSWORD = canary("mqtt")
 
 @pytest.fixture(scope="module")
 def broker_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    if shutil.which("mosquitto") is None or shutil.which("mosquitto_passwd") is None:
-        require_service("mosquitto / mosquitto_passwd binaries not found")
-    folder: Path = tmp_path_factory.mktemp("mosquitto")
-    passwords = folder / "passwords"
-    subprocess.run(
-        ["mosquitto_passwd", "-b", "-c", str(passwords), "alice", PASSWORD],
-        check=True,
-        capture_output=True,
-        timeout=10,
-    )
-    port = free_port()
-    config = folder / "mosquitto.conf"
-    config.write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous false\n"
-        f"password_file {passwords}\npersistence false\n"
-        # Started as root, mosquitto drops to its own user, who cannot read pytest's tmp dir.
-        + ("user root\n" if os.geteuid() == 0 else "")
-    )
-    process = subprocess.Popen(
-        ["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_for_port(port)
+    with mosquitto(tmp_path_factory.mktemp("mosquitto"), "alice", PASSWORD) as port:
         yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=5)
 
 
 def mq(host: str, port: int, password: str | None = PASSWORD, **config: object) -> TestTarget:

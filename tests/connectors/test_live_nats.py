@@ -9,11 +9,7 @@ allows only one of users or token per server), and stops them afterwards.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from tests.conftest import require_service
@@ -22,10 +18,9 @@ from tests.connectors.failure_endpoints import (
     canary,
     closed_port,
     failure,
-    free_port,
     target,
-    wait_for_port,
 )
+from tests.connectors.live_servers import NatsServers, nats_servers
 
 from flowcred.connectors.base import TestTarget
 from flowcred.connectors.nats import NatsTest
@@ -34,52 +29,10 @@ PASSWORD = canary("nats-pw")
 TOKEN = canary("nats-token")
 
 
-@dataclass(frozen=True)
-class NatsServers:
-    users_port: int
-    token_port: int
-    nkey_seed: str
-
-
-def _start(config: Path, port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        ["nats-server", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_for_port(port)
-    except AssertionError:
-        process.kill()
-        raise
-    return process
-
-
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServers]:
-    if shutil.which("nats-server") is None:
-        require_service("nats-server binary not found (needed for servers with auth)")
-    import nkeys
-
-    seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)
-    public = nkeys.from_seed(bytearray(seed)).public_key.decode()
-    folder = tmp_path_factory.mktemp("nats")
-    users_port, token_port = free_port(), free_port()
-    users = folder / "users.conf"
-    users.write_text(
-        f"listen: 127.0.0.1:{users_port}\n"
-        "authorization { users = [\n"
-        f'  {{user: alice, password: "{PASSWORD}"}},\n'
-        f"  {{nkey: {public}}}\n"
-        "] }\n"
-    )
-    token = folder / "token.conf"
-    token.write_text(f'listen: 127.0.0.1:{token_port}\nauthorization {{ token: "{TOKEN}" }}\n')
-    processes = [_start(users, users_port), _start(token, token_port)]
-    try:
-        yield NatsServers(users_port, token_port, seed.decode())
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=5)
+    with nats_servers(tmp_path_factory.mktemp("nats"), "alice", PASSWORD, TOKEN) as running:
+        yield running
 
 
 def nt(servers: str, **secret: str) -> TestTarget:

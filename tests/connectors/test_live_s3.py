@@ -8,60 +8,23 @@ missing bucket are real refusals by the server.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 from tests.connectors.failure_endpoints import assert_network_failures, canary, failure, target
+from tests.connectors.live_servers import Moto
+from tests.connectors.live_servers import moto_s3 as running_moto_s3
 
 from flowcred.connectors.base import TestTarget
 from flowcred.connectors.s3 import S3Test
 
 BUCKET = "flowcred-connlive"
-POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
-}
-
-
-@dataclass(frozen=True)
-class Moto:
-    url: str
-    key_id: str
-    secret: str
 
 
 @pytest.fixture(scope="module")
 def moto_s3() -> Iterator[Moto]:
-    import boto3
-    import moto.settings
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    before = moto.settings.INITIAL_NO_AUTH_ACTION_COUNT
-    try:
-        admin = {
-            "endpoint_url": url,
-            "region_name": "us-east-1",
-            "aws_access_key_id": "setup",
-            "aws_secret_access_key": "setup",
-        }
-        iam = boto3.client("iam", **admin)
-        iam.create_user(UserName="alice")
-        iam.put_user_policy(
-            UserName="alice", PolicyName="s3-all", PolicyDocument=json.dumps(POLICY)
-        )
-        key = iam.create_access_key(UserName="alice")["AccessKey"]
-        boto3.client("s3", **admin).create_bucket(Bucket=BUCKET)
-        moto.settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
-        yield Moto(url, key["AccessKeyId"], key["SecretAccessKey"])
-    finally:
-        moto.settings.INITIAL_NO_AUTH_ACTION_COUNT = before
-        server.stop()
+    with running_moto_s3(BUCKET) as running:
+        yield running
 
 
 def s3(endpoint: str, key_id: str, secret: str, **config: object) -> TestTarget:

@@ -6,15 +6,11 @@ or by one authorised public key, and serves SFTP chrooted to a temporary directo
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 from tests.connectors.failure_endpoints import assert_network_failures, canary, failure, target
+from tests.connectors.live_servers import SshServer, ssh_server
 
 from flowcred.connectors.base import TestTarget
 from flowcred.connectors.sftp import SftpTest
@@ -24,74 +20,10 @@ PASSWORD = canary("sftp")
 PASSPHRASE = canary("passphrase")
 
 
-@dataclass(frozen=True)
-class SshServer:
-    port: int
-    host_key: str  # the server's public host key, OpenSSH line
-    client_key: str  # the authorised private key, OpenSSH PEM
-    encrypted_key: str  # the same key, PKCS#8 encrypted with PASSPHRASE
-    stranger_key: str  # a key the server does not know
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
-    import asyncssh
-
-    root: Path = tmp_path_factory.mktemp("sftp-root")
-    host_key = asyncssh.generate_private_key("ssh-ed25519")
-    client_key = asyncssh.generate_private_key("ssh-ed25519")
-    stranger = asyncssh.generate_private_key("ssh-ed25519")
-    authorised = client_key.export_public_key().decode()
-
-    class Server(asyncssh.SSHServer):
-        def begin_auth(self, username: str) -> bool:
-            return True
-
-        def password_auth_supported(self) -> bool:
-            return True
-
-        def validate_password(self, username: str, password: str) -> bool:
-            return username == USER and password == PASSWORD
-
-        def public_key_auth_supported(self) -> bool:
-            return True
-
-        def validate_public_key(self, username: str, key: Any) -> bool:
-            return username == USER and key.export_public_key().decode() == authorised
-
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-
-    async def start() -> Any:
-        return await asyncssh.create_server(
-            Server,
-            "127.0.0.1",
-            0,
-            server_host_keys=[host_key],
-            sftp_factory=lambda chan: asyncssh.SFTPServer(chan, chroot=str(root).encode()),
-        )
-
-    listener = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
-    port = listener.sockets[0].getsockname()[1]
-    try:
-        yield SshServer(
-            port=port,
-            host_key=host_key.export_public_key().decode().strip(),
-            client_key=client_key.export_private_key().decode(),
-            encrypted_key=client_key.export_private_key("pkcs8-pem", PASSPHRASE).decode(),
-            stranger_key=stranger.export_private_key().decode(),
-        )
-    finally:
-
-        async def close() -> None:
-            listener.close()
-            await listener.wait_closed()
-
-        asyncio.run_coroutine_threadsafe(close(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    with ssh_server(tmp_path_factory.mktemp("sftp-root"), USER, PASSWORD, PASSPHRASE) as running:
+        yield running
 
 
 def ssh(port: int, host: str = "127.0.0.1", host_key: str = "", **secret: str) -> TestTarget:

@@ -7,22 +7,17 @@ are exercised. Their authenticator accepts exactly one user name and password.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
-import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 from tests.connectors.failure_endpoints import (
     assert_network_failures,
     canary,
     failure,
-    free_port,
     target,
 )
+from tests.connectors.live_servers import SmtpServers as Servers
+from tests.connectors.live_servers import smtp_servers
 
 from flowcred.connectors.base import TestTarget
 from flowcred.connectors.smtp import SmtpTest
@@ -36,98 +31,10 @@ USER = "mailer@example.test"
 PASSWORD = canary("smtp")
 
 
-def _certificate(folder: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
-def _authenticator(
-    _server: Any, _session: Any, _envelope: Any, _mechanism: str, auth_data: Any
-) -> Any:
-    from aiosmtpd.smtp import AuthResult, LoginPassword
-
-    ok = (
-        isinstance(auth_data, LoginPassword)
-        and auth_data.login == USER.encode()
-        and auth_data.password == PASSWORD.encode()
-    )
-    return AuthResult(success=ok, handled=False)
-
-
-class _Sink:
-    async def handle_DATA(self, _server: Any, _session: Any, _envelope: Any) -> str:
-        return "250 OK"
-
-
-@dataclass(frozen=True)
-class Servers:
-    tls_port: int
-    plain_port: int
-    ca_file: Path
-
-
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    from aiosmtpd.controller import Controller
-
-    cert, key = _certificate(tmp_path_factory.mktemp("smtp"))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    tls = Controller(
-        _Sink(),
-        hostname="127.0.0.1",
-        port=free_port(),
-        authenticator=_authenticator,
-        auth_require_tls=True,
-        tls_context=context,
-        require_starttls=True,
-    )
-    plain = Controller(
-        _Sink(),
-        hostname="127.0.0.1",
-        port=free_port(),
-        authenticator=_authenticator,
-        auth_require_tls=False,
-        auth_exclude_mechanism=["PLAIN"],
-    )
-    tls.start()
-    plain.start()
-    try:
-        yield Servers(tls.port, plain.port, cert)
-    finally:
-        tls.stop()
-        plain.stop()
+    with smtp_servers(tmp_path_factory.mktemp("smtp"), USER, PASSWORD) as running:
+        yield running
 
 
 def mail(
