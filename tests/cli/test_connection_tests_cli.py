@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Iterator
 
@@ -80,6 +81,7 @@ class _NotLive(ConnectionTest):
 def test_types_marks_how_each_type_is_tested(monkeypatch: pytest.MonkeyPatch) -> None:
     kind = kind_of(default_catalog().get("redis"))
     assert kind is not None
+    importlib.import_module("flowcred.connectors.families")  # register the real ones first
     monkeypatch.setitem(connector_base._REGISTRY, kind, _NotLive)
     code, out, _ = cli("types", "--json")
     assert code == 0
@@ -87,6 +89,9 @@ def test_types_marks_how_each_type_is_tested(monkeypatch: pytest.MonkeyPatch) ->
     assert marks["api_key"] == "live-tested"
     assert marks["redis"] == "not live-tested"  # its test kind is served by the stand-in
     assert marks["github"] == "no test (oauth2)"
+    assert marks["postgres"] == "live-tested"
+    assert marks["redshift"] == "live-tested family (postgres)"  # postgres code, not Redshift
+    assert marks["stripe"] == "live-tested family (http)"
     code, out, _ = cli("types")
     assert "not live-tested" in out and "live-tested" in out
     code, out, _ = cli("types", "redis")

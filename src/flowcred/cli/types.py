@@ -17,13 +17,18 @@ _FAMILIES = get_args(CredentialFamily)
 
 def live_test_of(ctype: CredentialType) -> str:
     """How the type's connection test is proven: "live-tested" (CI runs it against a real
-    server), "not live-tested" (its family exists but CI has no server for it), or "no test"
-    (no family serves its ``test.kind``)."""
+    server), "live-tested family (KIND)" (its family's code is, against another type's server:
+    Redshift through ``postgres``), "not live-tested" (its family exists but CI has no server
+    for it), or "no test" (no family serves its ``test.kind``)."""
     family = family_for(ctype)
     if family is None:
         kind = kind_of(ctype)
         return f"no test ({kind})" if kind else "no test"
-    return "live-tested" if family.live_tested else "not live-tested"
+    if not family.live_tested:
+        return "not live-tested"
+    if ctype.name in family.live_types:
+        return "live-tested"
+    return f"live-tested family ({family.kind})"
 
 
 def types(

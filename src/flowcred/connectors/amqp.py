@@ -30,6 +30,8 @@ def _quiet_pika() -> None:
 class AmqpTest(ConnectionTest):
     """Log in and open the vhost, then close cleanly."""
 
+    live_types = frozenset({"rabbitmq"})
+
     def check(self, target: TestTarget, timeout: float) -> str:
         import pika
         import pika.exceptions

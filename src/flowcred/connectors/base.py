@@ -68,10 +68,13 @@ class ConnectionTestError(Exception):
 class ConnectionTest(ABC):
     """One family's live test. ``kind`` is the catalog's ``test.kind`` it serves;
     ``live_tested`` says whether CI runs it against a real server (``flowcred types`` shows
-    "not live-tested" otherwise)."""
+    "not live-tested" otherwise), ``live_types`` which catalog types that server proves."""
 
     kind: str = ""
     live_tested: bool = True
+    #: The catalog types CI tests against a real server; other types of a live-tested family
+    #: (Redshift for ``postgres``, Stripe for ``http``) share its code but not its proof.
+    live_types: frozenset[str] = frozenset()
 
     @abstractmethod
     def check(self, target: TestTarget, timeout: float) -> str:

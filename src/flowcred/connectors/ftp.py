@@ -21,6 +21,8 @@ _TRUE = ("true", "1", "yes", "on")
 class FtpTest(ConnectionTest):
     """Log in, ask for the working directory, QUIT."""
 
+    live_types = frozenset({"ftp"})
+
     def check(self, target: TestTarget, timeout: float) -> str:
         host = str(target.config["host"])
         port = config_port(target.config.get("port"), 21)

@@ -62,6 +62,8 @@ def _why(status: int) -> str:
 class HttpTest(ConnectionTest):
     """GET ``config.test_url`` with the credential; 2xx passes."""
 
+    live_types = frozenset({"api_key", "basic_auth", "bearer_token"})
+
     live_tested = True
 
     def check(self, target: TestTarget, timeout: float) -> str:

@@ -23,6 +23,8 @@ _REFUSED_LOGIN = {4, 5, 134, 135}
 class MqttTest(ConnectionTest):
     """CONNECT and wait for CONNACK, then DISCONNECT."""
 
+    live_types = frozenset({"mqtt"})
+
     def check(self, target: TestTarget, timeout: float) -> str:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion

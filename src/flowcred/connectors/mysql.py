@@ -40,6 +40,8 @@ def _tls_context(mode: str) -> ssl.SSLContext | None:
 class MysqlTest(ConnectionTest):
     """``SELECT 1`` as the configured user; the default database is opened when given."""
 
+    live_types = frozenset({"mariadb", "mysql"})
+
     def check(self, target: TestTarget, timeout: float) -> str:
         import pymysql
 

@@ -46,6 +46,8 @@ def _host_port(url: str) -> tuple[str, int]:
 class NatsTest(ConnectionTest):
     """``CONNECT`` with the configured credential, then ``flush()`` (PING/PONG)."""
 
+    live_types = frozenset({"nats"})
+
     def check(self, target: TestTarget, timeout: float) -> str:
         servers = _servers(target.config.get("servers"))
         auth: dict[str, Any] = {}

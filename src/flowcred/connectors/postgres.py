@@ -32,6 +32,8 @@ _AUTH_PHRASES = {
 class PostgresTest(ConnectionTest):
     """``SELECT 1`` as the configured user on the configured database."""
 
+    live_types = frozenset({"postgres"})
+
     def check(self, target: TestTarget, timeout: float) -> str:
         import psycopg
 

@@ -19,6 +19,8 @@ _TRUE = ("true", "1", "yes", "on")
 class RedisTest(ConnectionTest):
     """``PING`` after ``AUTH`` and ``SELECT``."""
 
+    live_types = frozenset({"redis"})
+
     def check(self, target: TestTarget, timeout: float) -> str:
         import redis
         from redis.backoff import NoBackoff

@@ -38,6 +38,8 @@ def _endpoint(url: str | None, region: str) -> tuple[str, int]:
 class S3Test(ConnectionTest):
     """``HeadBucket`` on the configured bucket, else ``ListBuckets``."""
 
+    live_types = frozenset({"aws_s3"})
+
     def check(self, target: TestTarget, timeout: float) -> str:
         import boto3
         from botocore.config import Config

@@ -20,6 +20,8 @@ from flowcred.connectors.failures import auth_failed, config_port, network_failu
 class SftpTest(ConnectionTest):
     """SSH authentication plus ``realpath('.')`` over SFTP."""
 
+    live_types = frozenset({"sftp"})
+
     def check(self, target: TestTarget, timeout: float) -> str:
         import asyncssh
 

@@ -28,6 +28,8 @@ def _flag(value: object, default: bool) -> bool:
 class SmtpTest(ConnectionTest):
     """Log in and QUIT; nothing is sent."""
 
+    live_types = frozenset({"smtp"})
+
     def check(self, target: TestTarget, timeout: float) -> str:
         host = str(target.config["host"])
         implicit = _flag(target.config.get("use_tls"), False)
