@@ -15,6 +15,7 @@ import datetime
 import ipaddress
 import json
 import os
+import secrets
 import shutil
 import ssl
 import subprocess
@@ -133,9 +134,13 @@ def mosquitto(folder: Path, user: str, password: str) -> Iterator[int]:
 
 
 @contextlib.contextmanager
-def moto_s3(bucket: str, user: str = "alice") -> Iterator[Moto]:
+def moto_s3(bucket: str, user: str | None = None) -> Iterator[Moto]:
     """moto's S3 server with IAM checks on: ``user`` with an S3 policy, its access key and
-    ``bucket`` are made while checks are off, then every request is verified (count 0)."""
+    ``bucket`` are made while checks are off, then every request is verified (count 0).
+
+    moto keeps its accounts in process-wide state that outlives a server, so the user's name
+    is unique per call (two modules on one test worker would otherwise collide)."""
+    user = user or f"alice-{secrets.token_hex(4)}"
     import boto3
     import moto.settings
     from moto.server import ThreadedMotoServer
