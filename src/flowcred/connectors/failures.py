@@ -1,17 +1,20 @@
-"""The four failures every network family shares, worded once.
+"""The network failures every family shares, found once and worded once.
 
 Drivers report the same few problems in a dozen shapes (``socket.gaierror``, libpq's "could not
-translate host name", pika's wrapped connector errors, botocore's ``EndpointConnectionError``).
-A person needs to know which of four things went wrong, whatever the driver: the host name does
-not resolve, nothing listens on the port, the server did not answer in time, or the login was
-refused. Each family maps its driver's failures through :func:`network_failure` first and words
-its own authentication failures with :func:`auth_failed`, so the messages read the same across
-families and tests can assert on them:
+translate host name", pika's wrapped connector errors, botocore's ``EndpointConnectionError``,
+pymongo's ``ServerSelectionTimeoutError``, oracledb's ``DPY-6005``), and some of their messages
+repeat the connection string, which may hold a password. So a family never shows a driver's
+text for these: :func:`network_reason` names one of a few fixed phrases ("connection refused",
+"host not found", "TLS handshake failed", "timed out", "network unreachable"), found from the
+exception chain first (causes, contexts and the exceptions drivers carry in ``args`` or an
+attribute) and from well-known words in the text second, and :func:`network_failure` words the
+three that need a host and port the same way for every family, so tests can assert on them:
 
 - ``host not found: HOST``
 - ``connection refused by HOST:PORT``
 - ``timed out after N s talking to HOST:PORT``
-- ``authentication failed for user 'NAME'`` (+ the server's reason where it holds no secret)
+- ``authentication failed for user 'NAME'`` (:func:`auth_failed`; + the server's reason where
+  it holds no secret)
 
 No message built here contains a secret: only the host, port, user name and timeout, which are
 non-secret config.
@@ -20,22 +23,38 @@ non-secret config.
 from __future__ import annotations
 
 import socket
+import ssl
 from collections.abc import Iterator
 
 from flowcred.connectors.base import ConnectionTestError
 
-# Lower-case fragments drivers put in their messages when they wrap the OS error as text only.
-_HOST_NOT_FOUND_TEXT = (
-    "name or service not known",
-    "could not translate host name",
-    "nodename nor servname",
-    "temporary failure in name resolution",
-    "no address associated with hostname",
-    "getaddrinfo failed",
-    "unknown host",
+REFUSED = "connection refused"
+TIMED_OUT = "timed out"
+HOST_NOT_FOUND = "host not found"
+TLS_FAILED = "TLS handshake failed"
+UNREACHABLE = "network unreachable"
+
+# Lower-case words in drivers' messages, in the order they are tried: "timed out" before
+# "refused", because a driver that retried a refused port until its deadline reports both.
+_TEXT_CLUES: tuple[tuple[str, str], ...] = (
+    ("connection refused", REFUSED),
+    ("actively refused", REFUSED),
+    ("errno 111", REFUSED),
+    ("econnrefused", REFUSED),
+    ("name or service not known", HOST_NOT_FOUND),
+    ("nodename nor servname", HOST_NOT_FOUND),
+    ("temporary failure in name resolution", HOST_NOT_FOUND),
+    ("getaddrinfo failed", HOST_NOT_FOUND),
+    ("no address associated", HOST_NOT_FOUND),
+    ("certificate verify failed", TLS_FAILED),
+    ("ssl:", TLS_FAILED),
+    ("[ssl", TLS_FAILED),
+    ("wrong version number", TLS_FAILED),
+    ("tls handshake", TLS_FAILED),
+    ("timed out", TIMED_OUT),
+    ("timeout", TIMED_OUT),
+    ("network is unreachable", UNREACHABLE),
 )
-_REFUSED_TEXT = ("connection refused", "errno 111", "actively refused")
-_TIMEOUT_TEXT = ("timed out", "timeout expired", "timeout")
 
 
 def seconds(timeout: float) -> str:
@@ -88,27 +107,75 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
                 todo.append(more)
 
 
+def _by_type(exc: BaseException) -> str | None:
+    if isinstance(exc, ConnectionRefusedError):
+        return REFUSED
+    if isinstance(exc, socket.gaierror):
+        return HOST_NOT_FOUND
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return TIMED_OUT
+    if isinstance(exc, ssl.SSLError):
+        return TLS_FAILED
+    return None
+
+
+def network_reason(exc: BaseException) -> str | None:
+    """One fixed phrase for a network failure anywhere in ``exc``'s chain, else ``None``."""
+    chain = list(_chain(exc))
+    found = {_by_type(link) for link in chain}
+    # A refusal anywhere in the chain is the cause, even when a driver then reports its own
+    # deadline (pytds raises TimeoutError from the ConnectionRefusedError).
+    for reason in (REFUSED, HOST_NOT_FOUND, TLS_FAILED, TIMED_OUT):
+        if reason in found:
+            return reason
+    text = " ".join(str(link) for link in chain).lower()
+    if "refused" in text and ("timed out" in text or "timeout" in text):
+        # A driver that retried a refused port until its deadline: the refusal is the cause.
+        return REFUSED
+    for clue, reason in _TEXT_CLUES:
+        if clue in text:
+            return reason
+    return None
+
+
 def network_failure(
     exc: BaseException, host: str, port: int, timeout: float
 ) -> ConnectionTestError | None:
-    """The shared message for ``exc`` when it is one of the three network failures, else None
-    (the family then words it itself). Typed exceptions in the chain win over message text."""
-    chain = list(_chain(exc))
-    for item in chain:
-        if isinstance(item, socket.gaierror):
-            return host_not_found(host)
-        if isinstance(item, ConnectionRefusedError):
-            return refused(host, port)
-        if isinstance(item, TimeoutError):
-            return timed_out(timeout, host, port)
-    text = " ".join(str(item) for item in chain).lower()
-    if any(fragment in text for fragment in _HOST_NOT_FOUND_TEXT):
+    """The shared message for ``exc`` when it is a refused port, an unknown host or a timeout,
+    else None (the family then words it itself: a TLS failure, a refused login)."""
+    reason = network_reason(exc)
+    if reason == HOST_NOT_FOUND:
         return host_not_found(host)
-    if any(fragment in text for fragment in _REFUSED_TEXT):
+    if reason == REFUSED:
         return refused(host, port)
-    if any(fragment in text for fragment in _TIMEOUT_TEXT):
+    if reason == TIMED_OUT:
         return timed_out(timeout, host, port)
     return None
+
+
+def probe(host: str, port: int, timeout: float) -> str | None:
+    """Why a TCP connection to ``host:port`` fails, or ``None`` when it opens.
+
+    For drivers that only say "could not bootstrap" (kafka-python): one plain connect tells a
+    refused port from a silent one and from an unknown host.
+    """
+    try:
+        with socket.create_connection((host, port), timeout=max(0.1, timeout)):
+            return None
+    except OSError as exc:
+        return network_reason(exc) or "cannot connect"
+
+
+def split_host_port(entry: str, default_port: int) -> tuple[str, int]:
+    """``host:port`` (or ``[v6]:port``, or a bare host) -> ``(host, port)``."""
+    entry = entry.strip()
+    if entry.startswith("["):
+        host, _, rest = entry[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else default_port
+    host, sep, port = entry.rpartition(":")
+    if sep and port.isdigit() and ":" not in host:
+        return host, int(port)
+    return entry, default_port
 
 
 def config_port(value: object, default: int) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from flowcred.connectors.base import ConnectionTest, ConnectionTestError, TestTarget, register
-from flowcred.connectors.network_failures import TIMED_OUT, probe, split_host_port
+from flowcred.connectors.failures import TIMED_OUT, probe, split_host_port
 from flowcred.connectors.optional_drivers import load_driver
 
 DEFAULT_PORT = 9092

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from flowcred.connectors.base import ConnectionTest, ConnectionTestError, TestTarget, register
-from flowcred.connectors.network_failures import TIMED_OUT, network_reason
+from flowcred.connectors.failures import TIMED_OUT, network_reason
 from flowcred.connectors.optional_drivers import load_driver
 
 AUTH_FAILED_CODES = {18, 13}  # AuthenticationFailed, Unauthorized

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from flowcred.connectors.base import ConnectionTest, ConnectionTestError, TestTarget, register
-from flowcred.connectors.network_failures import network_reason
+from flowcred.connectors.failures import network_reason
 from flowcred.connectors.optional_drivers import load_driver
 
 LOGIN_FAILED = 18456

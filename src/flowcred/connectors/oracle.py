@@ -11,7 +11,7 @@ import threading
 from typing import Any
 
 from flowcred.connectors.base import ConnectionTest, ConnectionTestError, TestTarget, register
-from flowcred.connectors.network_failures import TIMED_OUT, network_reason
+from flowcred.connectors.failures import TIMED_OUT, network_reason
 from flowcred.connectors.optional_drivers import load_driver
 
 _MEANINGS = {

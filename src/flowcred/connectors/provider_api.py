@@ -10,7 +10,7 @@ read a JSON answer. This module owns the parts they share:
 * redirects are never followed, so the credential never reaches a host other than the one
   configured (and checked by the runner's destination policy);
 * a network failure becomes :class:`~flowcred.connectors.base.ConnectionTestError` with a
-  fixed phrase from :mod:`flowcred.connectors.network_failures`; the URL (which may carry an
+  fixed phrase from :mod:`flowcred.connectors.failures`; the URL (which may carry an
   account SID or project id) and httpx's own text are never part of the message;
 * ``http2`` is opt-in per call: APNs requires HTTP/2, which httpx negotiates by ALPN over TLS
   (the ``h2`` package); over plain ``http://`` (a loopback test server) httpx speaks HTTP/1.1.
@@ -27,7 +27,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from flowcred.connectors.base import ConnectionTestError, TestTarget
-from flowcred.connectors.network_failures import TIMED_OUT, network_reason
+from flowcred.connectors.failures import TIMED_OUT, network_reason
 
 USER_AGENT = "flowcred-connection-test"
 
