@@ -141,13 +141,15 @@ class CredentialReads:
         type: str | None = None,
         family: str | None = None,
         status: str | None = None,
+        search: str | None = None,
         after_id: int | None = None,
         limit: int | None = None,
     ) -> builtins.list[Credential]:
-        """Credentials in id order; filters combine; ``after_id`` + ``limit`` paginate."""
+        """Credentials in id order; filters combine; ``after_id`` + ``limit`` paginate.
+        ``search`` matches name or handle (case-insensitive substring)."""
         self._check(CredentialReads.list, locals(), "listed")
         try:
-            records = self._list(tenant, environment, type, family, status, after_id, limit)
+            records = self._list(tenant, environment, type, family, status, after_id, limit, search)
         except FlowcredError as exc:
             self._failed("listed", exc, tenant, None)
             raise
@@ -158,6 +160,8 @@ class CredentialReads:
                 "type": type,
                 "family": family,
                 "status": status,
+                # Only that a search was made: the words may be anything a person typed.
+                "searched": True if search else None,
             }.items()
             if v is not None
         }
@@ -181,6 +185,7 @@ class CredentialReads:
         status: str | None,
         after_id: int | None,
         limit: int | None,
+        search: str | None = None,
     ) -> builtins.list[Credential]:
         check_status_filter(status)
         type_names: builtins.list[str] | None = None
@@ -193,6 +198,7 @@ class CredentialReads:
             tenant=tenant,
             environment=environment,
             type_names=type_names,
+            search=search,
             after_id=after_id,
             limit=limit if status is None else None,
         )

@@ -90,6 +90,12 @@ class FlowcredSettings(BaseSettings):
     # status); empty: the callback answers JSON.
     oauth_done_url: str | None = None
 
+    # The web UI under /ui (flowcred.web): sessions end after this long without a request, and
+    # this long after sign-in whatever happens.
+    ui_enabled: bool = True
+    ui_session_idle_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
+    ui_session_max_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+
     # Connection tests (connectors/): extra refused and allowed destinations, as CIDRs or host
     # names ("metadata.internal", ".corp" for a whole domain); deny wins over allow, and allow
     # wins over the built-in refusal of link-local and cloud-metadata addresses.

@@ -27,6 +27,7 @@ from flowcred.connectors.retest import Retester
 from flowcred.errors import FlowcredError
 from flowcred.runtime.authorization import AuthorizationFlow
 from flowcred.settings import FlowcredSettings
+from flowcred.web import install_ui
 
 
 def create_app(
@@ -98,6 +99,8 @@ def create_app(
     app.include_router(bindings.router)
     app.include_router(audit_events.router)
     app.include_router(oauth.router)
+    if settings.ui_enabled:
+        install_ui(app, settings)
 
     @app.get("/health", tags=["health"], response_model=Health)
     async def health() -> Health:

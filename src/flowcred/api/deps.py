@@ -172,11 +172,17 @@ async def authenticate(
             details={"reason": str(exc), "path": request.url.path, "method": request.method},
         )
         raise UNAUTHORIZED from None
-    actor = Actor("api_key", key.id, key.name)
-    view = broker.acting_as(actor, source=source, may_resolve=key.role in RESOLVING_ROLES)
-    caller = Caller(key=key, view=view, source=source)
+    caller = caller_for(broker, key, source)
     request.state.flowcred_caller = caller
     return caller
+
+
+def caller_for(broker: Broker, key: ApiKey, source: str) -> Caller:
+    """The caller an authenticated key acts as: every event names the key and ``source``. The
+    REST API and the web UI's sessions both go through here, so they act alike."""
+    actor = Actor("api_key", key.id, key.name)
+    view = broker.acting_as(actor, source=source, may_resolve=key.role in RESOLVING_ROLES)
+    return Caller(key=key, view=view, source=source)
 
 
 AuthenticatedCaller = Annotated[Caller, Depends(authenticate)]

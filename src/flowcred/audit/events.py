@@ -27,7 +27,8 @@ KEK: Final = "kek"
 TOKEN: Final = (
     "token"  # authorized, refreshed, refresh_failed, breaker_opened, authorization_started
 )
-API_KEY: Final = "api_key"  # created, revoked, rotated, authentication_failed, access_denied
+API_KEY: Final = "api_key"  # created, revoked, rotated, authentication_failed, access_denied,
+# signed_in / signed_out (web UI sessions)
 FLOW: Final = "flow"  # later: validated, bindings_registered
 
 ACTIONS: Final[Mapping[str, frozenset[str]]] = {
@@ -50,7 +51,17 @@ ACTIONS: Final[Mapping[str, frozenset[str]]] = {
     TOKEN: frozenset(
         {"refreshed", "refresh_failed", "authorized", "breaker_opened", "authorization_started"}
     ),
-    API_KEY: frozenset({"created", "revoked", "rotated", "authentication_failed", "access_denied"}),
+    API_KEY: frozenset(
+        {
+            "created",
+            "revoked",
+            "rotated",
+            "authentication_failed",
+            "access_denied",
+            "signed_in",
+            "signed_out",
+        }
+    ),
     FLOW: frozenset({"validated", "bindings_registered", "bindings_deleted"}),
 }
 

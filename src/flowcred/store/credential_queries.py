@@ -11,7 +11,7 @@ import builtins
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, RowMapping, select
+from sqlalchemy import Engine, RowMapping, or_, select
 from sqlalchemy.exc import DBAPIError
 
 from flowcred.clock import Clock
@@ -109,11 +109,21 @@ class CredentialQueries:
         tenant: str | None = None,
         environment: str | None = None,
         type_names: Sequence[str] | None = None,
+        search: str | None = None,
         after_id: int | None = None,
         limit: int | None = None,
     ) -> list[Credential]:
-        """Credentials in id order, filtered; ``after_id`` + ``limit`` give cursor pagination."""
+        """Credentials in id order, filtered; ``after_id`` + ``limit`` give cursor pagination.
+        ``search`` matches the name or handle, case-insensitively, as plain text (``%`` and
+        ``_`` are not wildcards)."""
         query = select(credentials).order_by(credentials.c.id)
+        if search:
+            query = query.where(
+                or_(
+                    credentials.c.name.icontains(search, autoescape=True),
+                    credentials.c.handle.icontains(search, autoescape=True),
+                )
+            )
         if tenant is not None:
             query = query.where(credentials.c.tenant == tenant)
         if environment is not None:

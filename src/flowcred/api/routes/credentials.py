@@ -196,6 +196,9 @@ def list_credentials(
     status: Annotated[str | None, Query(pattern=STATUS_PATTERN)] = None,
     environment: Annotated[str | None, Query(max_length=64)] = None,
     tenantId: Annotated[str | None, Query(max_length=128)] = None,
+    search: Annotated[
+        str | None, Query(max_length=128, description="Part of the name or handle.")
+    ] = None,
     cursor: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
 ) -> CredentialPage:
@@ -211,6 +214,7 @@ def list_credentials(
         type=type,
         family=family,
         status=status,
+        search=search or None,
         after_id=cursor,
         limit=limit + 1,
     )

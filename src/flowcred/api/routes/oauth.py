@@ -8,8 +8,10 @@
   from the provider, and the one-time state is the authority (the initiating caller is in the
   audit event). It accepts the parameters providers add (``scope``, ``session_state``, ``iss``,
   ...) and refuses any other. Success redirects to ``FLOWCRED_OAUTH_DONE_URL`` (with
-  ``?credential=ID&status=authorized``) or answers ``{"credentialId", "status"}``; a refusal is
-  ``400`` naming the reason, never the code or the state.
+  ``?credential=ID&status=authorized``); without it a browser (``Accept: text/html``) is sent
+  to the web UI's ``/ui/oauth/done`` (``?status=refused&reason=...`` on a refusal) and any
+  other client gets ``{"credentialId", "status"}``; a refusal is ``400`` naming the reason,
+  never the code or the state.
 
 The :class:`~flowcred.runtime.authorization.AuthorizationFlow` is ``app.state.oauth_flow``
 (``create_app(..., oauth_flow=...)``), else the broker's default flow.
@@ -39,6 +41,8 @@ router = APIRouter(
 
 #: The callback path, exempt from the API key (no role) and from the HTTPS requirement.
 CALLBACK_PATH = "/api/oauth/callback"
+#: Where a browser goes after the callback when FLOWCRED_OAUTH_DONE_URL is not set.
+UI_DONE_PATH = "/ui/oauth/done"
 
 _Param = Annotated[str | None, Query(max_length=4096, include_in_schema=False)]
 
@@ -49,6 +53,12 @@ def _flow(request: Request) -> AuthorizationFlow:
     if flow is None:
         flow = request.app.state.oauth_flow = default_flow(get_broker(request))
     return flow
+
+
+def _browser(request: Request) -> bool:
+    """A person's browser (it asks for HTML first), not a script or a test client."""
+    accept = request.headers.get("accept", "")
+    return accept.startswith("text/html")
 
 
 def _wants_json(request: Request, redirect: bool) -> bool:
@@ -98,14 +108,22 @@ def callback(
 ) -> Response:
     """The provider's redirect (no API key): complete the authorization ``state`` names."""
     flow = _flow(request)
+    settings = get_broker(request).settings
+    to_ui = not settings.oauth_done_url and settings.ui_enabled and _browser(request)
     try:
         done = flow.complete(state, code, error, source=client_address(request))
     except AuthorizationRefused as exc:
+        if to_ui:
+            query = urlencode({"status": "refused", "reason": exc.reason})
+            return RedirectResponse(f"{UI_DONE_PATH}?{query}", status_code=303)
         body: dict[str, object] = {"detail": str(exc), "reason": exc.reason, "errors": []}
         if exc.oauth_error is not None:
             body["oauthError"] = exc.oauth_error
         return JSONResponse(body, status_code=400, headers={"Cache-Control": "no-store"})
-    done_url = get_broker(request).settings.oauth_done_url
+    if to_ui:
+        query = urlencode({"credential": done.credential_id, "status": "authorized"})
+        return RedirectResponse(f"{UI_DONE_PATH}?{query}", status_code=303)
+    done_url = settings.oauth_done_url
     if done_url:
         query = urlencode({"credential": done.credential_id, "status": "authorized"})
         separator = "&" if urlsplit(done_url).query else "?"
