@@ -47,7 +47,7 @@ UI_DONE_PATH = "/ui/oauth/done"
 _Param = Annotated[str | None, Query(max_length=4096, include_in_schema=False)]
 
 
-def _flow(request: Request) -> AuthorizationFlow:
+def authorization_flow(request: Request) -> AuthorizationFlow:
     """``app.state.oauth_flow``, or the broker's default flow (built once per app)."""
     flow: AuthorizationFlow | None = getattr(request.app.state, "oauth_flow", None)
     if flow is None:
@@ -80,7 +80,7 @@ def authorize(
     redirect: Annotated[bool, Query(description="false: answer JSON, not a 302.")] = True,
 ) -> Response:
     """Start an OAuth authorization for the credential: 302 to the provider's consent page."""
-    url = _flow(request).start(
+    url = authorization_flow(request).start(
         target.ref,
         caller=caller.view,
         tenant=target.scope(caller),
@@ -107,7 +107,7 @@ def callback(
     prompt: _Param = None,
 ) -> Response:
     """The provider's redirect (no API key): complete the authorization ``state`` names."""
-    flow = _flow(request)
+    flow = authorization_flow(request)
     settings = get_broker(request).settings
     to_ui = not settings.oauth_done_url and settings.ui_enabled and _browser(request)
     try:
