@@ -1,12 +1,29 @@
 """The web UI's pages, one module per area; each exports ``router`` (a ``UiRoute`` router).
 
-:data:`ROUTERS` is the order they are included in (sign-in first: it owns ``/`` and ``/ui``).
+:data:`ROUTERS` is the order they are included in: sign-in first (it owns ``/`` and ``/ui``),
+and ``/ui/credentials/new`` before ``/ui/credentials/{id}``.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from flowcred.web.pages import credential_list, signin
+from flowcred.web.pages import (
+    api_keys_page,
+    audit_page,
+    credential_create,
+    credential_detail,
+    credential_list,
+    signin,
+    types_page,
+)
 
-ROUTERS: tuple[APIRouter, ...] = (signin.router, credential_list.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    signin.router,
+    credential_list.router,
+    credential_create.router,
+    credential_detail.router,
+    audit_page.router,
+    api_keys_page.router,
+    types_page.router,
+)

@@ -25,7 +25,9 @@ def start_authorization(request: Request, user: UiUser, credential_id: int) -> R
     provider. Errors (not an OAuth type, no client id, ...) propagate as flowcred errors."""
     caller = user.caller
     record = caller.view.credentials.get(credential_id, tenant=caller.tenant_filter())
-    url = authorization_flow(request).start(record.id, caller=caller.view, tenant=caller.tenant_filter())
+    url = authorization_flow(request).start(
+        record.id, caller=caller.view, tenant=caller.tenant_filter()
+    )
     try:
         spec = get_broker(request).catalog.get(record.type)
         provider = spec.provider or spec.title

@@ -1,0 +1,9 @@
+"""API keys (admin): create (the key shown once), rotate, revoke."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from flowcred.web.routing import UiRoute
+
+router = APIRouter(route_class=UiRoute, include_in_schema=False)
