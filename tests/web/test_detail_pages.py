@@ -220,6 +220,11 @@ def test_test_connection_answers_json_and_shows_in_the_status_history(
     assert "Connection works: credential accepted" in page
     history = page.split('id="status-history"', 1)[1].split("</table>", 1)[0]
     assert history.count("<td>tested</td>") == 2 and "credential accepted" in history
+    # A key the server refuses: the answer says so and the badge turns to Error.
+    ui_env.broker.credentials.rotate(cred.id, secret={"api_key": canary("refused")})
+    failed = _post(client, f"/ui/credentials/{cred.id}/test")
+    page = _page(client, failed.headers["location"])
+    assert "Connection failed: " in page and 'class="badge badge-error"' in page
     # An api_key config without a test URL cannot be tested: 422 with the reason.
     untestable = ui_env.api.seed("acme", secret={"api_key": canary("untestable")})
     refused = client.post(
@@ -366,3 +371,19 @@ def test_reauthorize_goes_to_the_provider_and_back_to_the_page(
     history = page.split('id="status-history"', 1)[1].split("</table>", 1)[0]
     assert "<td>authorized</td>" in history and ">Authorized<" in page
     assert client_secret not in page
+
+
+def test_a_platform_admin_acts_on_any_tenants_config(ui_env: UiEnv) -> None:
+    old, new = canary("platform-old"), canary("platform-new")
+    cred = ui_env.api.seed("globex", name="Globex API", secret={"api_key": old})
+    client = ui_env.sign_in("admin", "*")
+    page = _page(client, f"/ui/credentials/{cred.id}")
+    assert "<h1>Globex API</h1>" in page and "globex" in page and old not in page
+    renamed = _post(client, f"/ui/credentials/{cred.id}/edit", {"name": "Globex API v2"})
+    assert renamed.status_code == 303
+    rotated = _post(client, f"/ui/credentials/{cred.id}/rotate", {"field:api_key": new})
+    assert rotated.status_code == 303
+    page = _page(client, rotated.headers["location"])
+    assert "<h1>Globex API v2</h1>" in page and new not in page
+    resolved = _resolve(ui_env, cred.id, tenant="globex")
+    assert resolved["version"] == 2 and new in str(resolved["fields"])
