@@ -558,3 +558,51 @@ def test_post_of_an_unknown_type_creates_nothing(ui_env: Any) -> None:
     answer = client.post(NEW, data=form)
     assert answer.status_code == 404
     assert len(ui_env.broker.credentials.list()) == before
+
+
+def test_every_catalog_type_has_a_form_with_empty_secret_inputs(ui_env: Any) -> None:
+    client = ui_env.sign_in("admin")
+    catalog = ui_env.broker.catalog
+    for ctype in catalog:  # bounded: the catalog's ~200 types
+        answer = client.get(f"{NEW}?type={ctype.name}")
+        assert answer.status_code == 200, ctype.name
+        page = dom(answer.text)
+        for spec in ctype.fields:
+            if not spec.secret:
+                continue
+            inputs = page.find_all("input", name=f"field:{spec.name}")
+            areas = page.find_all("textarea", name=f"field:{spec.name}")
+            assert len(inputs) + len(areas) == 1, (ctype.name, spec.name)
+            if inputs:
+                assert inputs[0].attrs["type"] == "password", (ctype.name, spec.name)
+                assert "value" not in inputs[0].attrs, (ctype.name, spec.name)
+            else:
+                assert areas[0].text() == "", (ctype.name, spec.name)
+
+
+@pytest.mark.parametrize(
+    ("type_name", "fields"),
+    [
+        ("sftp", {"field:host": "sftp.example.test", "field:username": "svc"}),
+        ("google_service_account", {}),
+    ],
+    ids=["sftp", "service-account"],
+)
+def test_failed_create_drops_every_secret_input(
+    ui_env: Any, type_name: str, fields: dict[str, str]
+) -> None:
+    """Password inputs and secret text areas (a PEM key, a service account's JSON) alike."""
+    client = ui_env.sign_in("developer", "acme")
+    ctype = ui_env.broker.catalog.get(type_name)
+    planted = {f"field:{s.name}": canary(f"create-{s.name}") for s in ctype.secret_fields}
+    answer = client.post(
+        NEW,
+        data={"csrf_token": csrf_of(client), "type": type_name, "name": "", **fields, **planted},
+    )
+    assert answer.status_code == 422, answer.text
+    for value in planted.values():
+        assert value not in answer.text
+    page = dom(answer.text)
+    assert page.find("p", id="err-name").text() == "is required"
+    for name, value in fields.items():
+        assert page.find("input", name=name).attrs["value"] == value
