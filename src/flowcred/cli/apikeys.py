@@ -2,18 +2,18 @@
 
 A new key is printed once, on standard output, and cannot be shown again: only its SHA-256 is
 stored. Lists show ids and metadata, never a key or a hash. Create, revoke and rotate are
-recorded on the audit chain as the OS user.
+recorded on the audit chain as the OS user (the rules are :mod:`flowcred.api_key_admin`'s).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from flowcred.audit.events import API_KEY
+from flowcred.api_key_admin import ApiKeyAdmin
 from flowcred.broker import Broker
 from flowcred.cli.output import console, err_console, plain, print_json, when
 from flowcred.cli.session import open_cli_broker
@@ -47,17 +47,9 @@ def api_key_store(broker: Broker) -> ApiKeyStore:
     return broker.api_keys
 
 
-def _audit(broker: Broker, action: str, key: ApiKey, **details: Any) -> None:
-    broker.audit_event(
-        broker.access,
-        API_KEY,
-        action,
-        "success",
-        tenant=key.tenant,
-        resource_type=API_KEY,
-        resource_id=key.id,
-        details={"role": key.role, "name": key.name, **details},
-    )
+def _admin(broker: Broker) -> ApiKeyAdmin:
+    """The host's operator manages every key; the audit rules are ApiKeyAdmin's."""
+    return ApiKeyAdmin(broker, broker.access)
 
 
 def _expiry(expires_in_days: int | None, no_expiry: bool, now: datetime) -> Expiry:
@@ -71,17 +63,6 @@ def _expiry(expires_in_days: int | None, no_expiry: bool, now: datetime) -> Expi
     if expires_in_days is None:
         return DEFAULT_EXPIRY
     return now + timedelta(days=expires_in_days)
-
-
-def _audit_new_key(
-    broker: Broker, store: ApiKeyStore, action: str, key: ApiKey, **extra: Any
-) -> None:
-    """Audit a new key; if the audit write fails, revoke the key before it is ever shown."""
-    try:
-        _audit(broker, action, key, **extra)
-    except BaseException:
-        store.revoke(key.id)
-        raise
 
 
 def _show_new_key(key: ApiKey, raw: str, now: datetime, *, as_json: bool, headline: str) -> None:
@@ -148,11 +129,11 @@ def create(
     validate_key_fields(role=role, tenant=tenant, name=name)
     _expiry(expires_in_days, no_expiry, datetime.now(UTC))  # option errors before opening
     with open_cli_broker() as broker:
-        store = api_key_store(broker)
         now = broker.clock.now()
         expiry = _expiry(expires_in_days, no_expiry, now)
-        key, raw = store.create(role=_role(role), tenant=tenant, name=name, expires_at=expiry)
-        _audit_new_key(broker, store, "created", key)
+        key, raw = _admin(broker).create(
+            role=_role(role), tenant=tenant, name=name, expires_at=expiry
+        )
     _show_new_key(key, raw, now, as_json=as_json, headline="created API key")
 
 
@@ -182,8 +163,7 @@ def revoke(
 ) -> None:
     """Revoke a key at once (other processes stop accepting it within seconds)."""
     with open_cli_broker() as broker:
-        key = api_key_store(broker).revoke(key_id)
-        _audit(broker, "revoked", key)
+        key = _admin(broker).revoke(key_id)
         now = broker.clock.now()
     if as_json:
         print_json(key.to_dict(now))
@@ -202,10 +182,8 @@ def rotate(
 ) -> None:
     """Replace a key: print the new key once; the old one works until the grace period ends."""
     with open_cli_broker() as broker:
-        store = api_key_store(broker)
-        key, raw = store.rotate(key_id, grace_seconds=grace_days * 86400)
-        old = store.get(key_id)
-        _audit_new_key(broker, store, "rotated", key, replaces=key_id)
+        key, raw = _admin(broker).rotate(key_id, grace_seconds=grace_days * 86400)
+        old = api_key_store(broker).get(key_id)
         now = broker.clock.now()
     if not as_json and old is not None:
         console.print(
