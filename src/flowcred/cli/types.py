@@ -10,25 +10,9 @@ from rich.text import Text
 
 from flowcred.catalog import CATEGORIES, CredentialFamily, CredentialType, default_catalog
 from flowcred.cli.output import console, plain, print_json, visible
-from flowcred.connectors.runner import family_for, kind_of
+from flowcred.connectors.runner import live_test_of
 
 _FAMILIES = get_args(CredentialFamily)
-
-
-def live_test_of(ctype: CredentialType) -> str:
-    """How the type's connection test is proven: "live-tested" (CI runs it against a real
-    server), "live-tested family (KIND)" (its family's code is, against another type's server:
-    Redshift through ``postgres``), "not live-tested" (its family exists but CI has no server
-    for it), or "no test" (no family serves its ``test.kind``)."""
-    family = family_for(ctype)
-    if family is None:
-        kind = kind_of(ctype)
-        return f"no test ({kind})" if kind else "no test"
-    if not family.live_tested:
-        return "not live-tested"
-    if ctype.name in family.live_types:
-        return "live-tested"
-    return f"live-tested family ({family.kind})"
 
 
 def types(

@@ -242,3 +242,19 @@ def _run_bounded(
         # The family timed out on what DNS left of the budget: name the budget people set.
         return False, f"timed out after {timeout:g} s"
     return first
+
+
+def live_test_of(ctype: CredentialType) -> str:
+    """How the type's connection test is proven: "live-tested" (CI runs it against a real
+    server), "live-tested family (KIND)" (its family's code is, against another type's server:
+    Redshift through ``postgres``), "not live-tested" (its family exists but CI has no server
+    for it), or "no test" (no family serves its ``test.kind``)."""
+    family = family_for(ctype)
+    if family is None:
+        kind = kind_of(ctype)
+        return f"no test ({kind})" if kind else "no test"
+    if not family.live_tested:
+        return "not live-tested"
+    if ctype.name in family.live_types:
+        return "live-tested"
+    return f"live-tested family ({family.kind})"
