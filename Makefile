@@ -28,7 +28,9 @@ lint: install
 
 # The suite runs on every core (pytest-xdist): each worker has its own PostgreSQL database and
 # temporary homes, so tests do not share state; PYTEST_ARGS="-n 0" runs it in one process.
+# The browser tests (tests/web/browser) drive Debian's chromium: installed with apt when missing.
 test: lint
+	@bash scripts/ensure-chromium.sh
 	$(BIN)/pytest -n auto $(PYTEST_ARGS)
 
 format: install

@@ -8,6 +8,7 @@ return a secret; each leaves exactly one audit event, whatever its outcome.
 from __future__ import annotations
 
 import builtins
+import json
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -125,6 +126,36 @@ class CredentialReads:
             self._access, "viewed", found, tenant=found.tenant, details={"versions": True}
         )
         return found, versions
+
+    def secret_fields_set(
+        self, ref: Ref, *, tenant: str | None = None, environment: str = DEFAULT_ENVIRONMENT
+    ) -> builtins.list[str]:
+        """The names of the secret fields that hold a value in the current version, sorted.
+
+        For pages that show a secret field as *set* / *not set*: the names are the only thing
+        that leaves this call (the catalog's secret field names when the type is known). The
+        current version is opened to learn them, so the call is audited like a view
+        (``viewed`` with ``secretFields: true``), one event whatever the outcome.
+        """
+        self._check(CredentialReads.secret_fields_set, locals(), "viewed")
+        try:
+            found = self._find(ref, tenant, environment)
+            stored = json.loads(self._store.read_secret(found.id))
+            names = sorted(
+                str(k) for k, v in stored.items() if v is not None and v != "" and v != {}
+            )
+            del stored
+            try:
+                known = {spec.name for spec in self._catalog.get(found.type).secret_fields}
+            except InvalidCredential:
+                known = None
+        except FlowcredError as exc:
+            self._failed("viewed", exc, tenant, ref)
+            raise
+        self._trail.credential_read(
+            self._access, "viewed", found, tenant=found.tenant, details={"secretFields": True}
+        )
+        return [n for n in names if known is None or n in known]
 
     def _with_last_used(self, found: Credential) -> Credential:
         """The record with the newer of its stored last-used time and this process's."""

@@ -206,6 +206,12 @@ def serve(
     with open_cli_broker() as broker:
         console.print(f"database: {settings.display_database_url}", markup=False)
         announce_admin_key(broker)
+    if settings.ui_enabled:
+        scheme = "https" if tls_cert else "http"
+        base = (settings.public_url or f"{scheme}://{settings.host}:{settings.port}").rstrip("/")
+        console.print(
+            f"web UI: {base}/ui/ (sign in with an admin, developer or viewer key)", markup=False
+        )
     # TLS: the server context Python builds refuses anything older than TLS 1.2 and prefers 1.3.
     uvicorn.run(
         create_app(settings, freeze_heap=True),

@@ -144,6 +144,16 @@ class AuthorizationFlow:
             )
         return spec
 
+    def uses_authorization_code(self, record: Credential) -> bool:
+        """Whether :meth:`start` can authorize ``record`` at all: its type uses the
+        authorization-code grant (or is the generic ``oauth2`` type with both URLs in its
+        config). The same rule as ``start``, for a page deciding to offer Re-authorize."""
+        try:
+            self._spec(record)
+        except InvalidCredential:
+            return False
+        return True
+
     def _urls(self, spec: OAuthSpec, config: Mapping[str, Any]) -> tuple[str | None, str | None]:
         if self._endpoints is not None:
             found = self._endpoints(spec, config)

@@ -83,7 +83,10 @@ def render(
         "request": request,
         "user": user,
         "csrf_token": user.session.csrf_token if user is not None else "",
-        "flashes": user.session.take_flash() if user is not None else [],
+        # A page that sends the browser straight on (``keep_flash``) leaves them for the next.
+        "flashes": user.session.take_flash()
+        if user is not None and not (context or {}).get("keep_flash")
+        else [],
         "asset_version": ASSET_VERSION,
         "active": "",
     }

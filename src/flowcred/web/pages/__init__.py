@@ -11,7 +11,9 @@ from fastapi import APIRouter
 from flowcred.web.pages import (
     api_keys_page,
     audit_page,
+    credential_actions,
     credential_create,
+    credential_delete,
     credential_detail,
     credential_list,
     signin,
@@ -23,6 +25,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     credential_list.router,
     credential_create.router,
     credential_detail.router,
+    credential_actions.router,
+    credential_delete.router,
     audit_page.router,
     api_keys_page.router,
     types_page.router,

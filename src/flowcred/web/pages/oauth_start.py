@@ -34,5 +34,7 @@ def start_authorization(request: Request, user: UiUser, credential_id: int) -> R
     except InvalidCredential:
         provider = "the provider"
     return render(
-        request, "authorize_redirect.html", {"record": record, "url": url, "provider": provider}
+        request,
+        "authorize_redirect.html",
+        {"record": record, "url": url, "provider": provider, "keep_flash": True},
     )

@@ -91,6 +91,9 @@
           out.className = "test-result fail";
           out.textContent = data.detail || "The test could not run.";
         }
+        if (form) {
+          form.querySelectorAll("p.error[id^='err-']").forEach(function (slot) { slot.textContent = ""; });
+        }
         if (data.errors) {
           Object.keys(data.errors).forEach(function (name) {
             var slot = document.getElementById("err-" + name);
