@@ -26,8 +26,9 @@ FORGE_JS = """async ([url, fields, withToken]) => {
   const headers = {};
   if (withToken) { body.set("csrf_token", token); headers["X-CSRF-Token"] = token; }
   const r = await fetch(url, {method: "POST", body: body, headers: headers,
-                              credentials: "same-origin", redirect: "manual"});
-  return {status: r.status, text: await r.text(), token: token};
+                              credentials: "same-origin"});
+  return {status: r.status, url: r.url, redirected: r.redirected, text: await r.text(),
+          token: token};
 }"""
 
 STORAGE_JS = """() => ({
@@ -59,6 +60,12 @@ def open_type_form(ui: Any, page: Any, family_label: str, type_title: str) -> No
     ui.record_timing(page, "create")
 
 
+def textbox(page: Any, label: str) -> Any:
+    """The input whose accessible name is ``label`` (a required mark hidden from assistive
+    technology is not part of it, as a screen reader announces the field)."""
+    return page.get_by_role("textbox", name=label, exact=True)
+
+
 def detail_id(page: Any) -> int:
     found = DETAIL_URL.search(page.url)
     assert found, f"not on a detail page: {page.url}"
@@ -71,9 +78,9 @@ def create_api_key_config(
     """Create an api_key ("Custom" → "API key") config through the form, run Test connection
     first (it must say the connection works), then Save; returns the new config's id."""
     open_type_form(ui, page, "Custom", "API key")
-    page.get_by_label("Name", exact=True).fill(name)
-    page.get_by_label("API key", exact=True).fill(key)
-    page.get_by_label("Test URL", exact=True).fill(test_url)
+    textbox(page, "Name").fill(name)
+    textbox(page, "API key").fill(key)
+    textbox(page, "Test URL").fill(test_url)
     page.get_by_role("button", name="Test connection").click()
     result = page.locator("#test-result")
     expect(result).to_contain_text("Connection works", timeout=15_000)
@@ -91,7 +98,7 @@ def rotate_secret(ui: Any, page: Any, field_label: str, new_value: str) -> None:
     page.get_by_role("link", name="Rotate secret").click()
     page.wait_for_url(re.compile(r"/ui/credentials/\d+/rotate$"))
     ui.record_timing(page, "rotate")
-    page.get_by_label(field_label, exact=True).fill(new_value)
+    textbox(page, field_label).fill(new_value)
     page.get_by_role("button", name="Rotate secret").click()
     page.wait_for_url(DETAIL_URL)
 
@@ -112,7 +119,8 @@ def assert_no_canary(page: Any, canaries: list[str], where: str) -> None:
 
 
 def forge(page: Any, url: str, fields: dict[str, str], *, with_token: bool) -> dict[str, Any]:
-    """POST ``fields`` to ``url`` by fetch() from ``page``, with or without its CSRF token."""
+    """POST ``fields`` to ``url`` by fetch() from ``page``, with or without its CSRF token;
+    redirects are followed (``redirected``/``url`` say where the answer came from)."""
     answer: dict[str, Any] = page.evaluate(FORGE_JS, [url, fields, with_token])
     return answer
 

@@ -19,6 +19,7 @@ from tests.web.browser.flows import (
     detail_id,
     open_type_form,
     section,
+    textbox,
     unique,
 )
 
@@ -51,12 +52,12 @@ def test_save_and_authorize_then_reauthorize_an_oauth2_config(
 
     ui.sign_in(page, "admin")
     open_type_form(ui, page, FAMILY_LABELS[spec.family], spec.title)
-    page.get_by_label("Name", exact=True).fill(name)
-    page.get_by_label("Authorization URL", exact=True).fill(authz_server.authorize_url)
-    page.get_by_label("Token URL", exact=True).fill(authz_server.token_url)
-    page.get_by_label("Client ID", exact=True).fill(client_id)
-    page.get_by_label("Client secret", exact=True).fill(client_secret)
-    page.get_by_label("Scopes", exact=True).fill("crm.read offline_access")
+    textbox(page, "Name").fill(name)
+    textbox(page, "Authorization URL").fill(authz_server.authorize_url)
+    textbox(page, "Token URL").fill(authz_server.token_url)
+    textbox(page, "Client ID").fill(client_id)
+    textbox(page, "Client secret").fill(client_secret)
+    textbox(page, "Scopes").fill("crm.read offline_access")
     page.get_by_role("button", name="Save and authorize").click()
     cid = _back_on_detail(ui, page)
     expect(page.get_by_role("heading", level=1)).to_have_text(name)
