@@ -110,7 +110,13 @@ def test_ui_pages_carry_no_store_and_a_script_src_self_policy(ui: Ui, page: Any)
     assert_ui_headers(login)
     ui.sign_in(page, "admin")
     record = ui.served.api.seed("acme", name="Headers probe config")
-    pages = (*ADMIN_PAGES, ("detail", f"/ui/credentials/{record.id}"))
+    pages = (
+        *ADMIN_PAGES,
+        ("detail", f"/ui/credentials/{record.id}"),
+        ("edit", f"/ui/credentials/{record.id}/edit"),
+        ("rotate", f"/ui/credentials/{record.id}/rotate"),
+        ("delete", f"/ui/credentials/{record.id}/delete"),
+    )
     refused = []
     for label, path in pages:
         response = ui.visit(page, path, label)
