@@ -35,8 +35,14 @@ def _back_on_detail(ui: Ui, page: Any, cid: int | None = None) -> int:
     ui.record_timing(page, "detail")
     if cid is not None:
         assert detail_id(page) == cid
+    # The status badge, and the grant's badge that only a stored token turns to Authorized.
     expect(page.get_by_text("Active", exact=True).first).to_be_visible()
-    return detail_id(page)
+    expect(page.get_by_text("Authorized", exact=True)).to_be_visible()
+    found = detail_id(page)
+    record = ui.served.api.broker.record_for(found)
+    assert record is not None
+    assert ui.served.api.broker.tokens.status(found, record.tenant).state == "active"
+    return found
 
 
 def test_save_and_authorize_then_reauthorize_an_oauth2_config(
@@ -70,9 +76,10 @@ def test_save_and_authorize_then_reauthorize_an_oauth2_config(
 
     # The admin's detail page lists both authorizations in its audit events...
     events = section(page, "Audit events")
-    expect(events.locator("tbody tr").filter(has_text=re.compile(r"\bauthorized\b"))).to_have_count(
-        2
+    authorized_rows = events.locator("tbody tr").filter(
+        has_text=re.compile(r"\btoken\.authorized\b")
     )
+    expect(authorized_rows).to_have_count(2)
     assert_no_canary(page, [client_secret], "detail after re-authorization")
     # ... as the audit log itself records them.
     authorized = ui.served.api.broker.audit.list(
