@@ -13,7 +13,7 @@ import re
 import secrets
 from typing import Any
 
-from playwright.sync_api import expect
+from playwright.sync_api import Locator, Page, expect
 
 DETAIL_URL = re.compile(r"/ui/credentials/(\d+)$")
 
@@ -45,7 +45,7 @@ def unique(name: str) -> str:
     return f"{name} {secrets.token_hex(3)}"
 
 
-def open_type_form(ui: Any, page: Any, family_label: str, type_title: str) -> None:
+def open_type_form(ui: Any, page: Page, family_label: str, type_title: str) -> None:
     """List → "New auth config" → the family → the type: the create form of that type."""
     ui.visit(page, "/ui/credentials")
     page.get_by_role("link", name="New auth config").click()
@@ -60,20 +60,20 @@ def open_type_form(ui: Any, page: Any, family_label: str, type_title: str) -> No
     ui.record_timing(page, "create")
 
 
-def textbox(page: Any, label: str) -> Any:
+def textbox(page: Page, label: str) -> Locator:
     """The input whose accessible name is ``label`` (a required mark hidden from assistive
     technology is not part of it, as a screen reader announces the field)."""
     return page.get_by_role("textbox", name=label, exact=True)
 
 
-def detail_id(page: Any) -> int:
+def detail_id(page: Page) -> int:
     found = DETAIL_URL.search(page.url)
     assert found, f"not on a detail page: {page.url}"
     return int(found.group(1))
 
 
 def create_api_key_config(
-    ui: Any, page: Any, *, name: str, key: str, test_url: str, screenshot: bool = False
+    ui: Any, page: Page, *, name: str, key: str, test_url: str, screenshot: bool = False
 ) -> int:
     """Create an api_key ("Custom" → "API key") config through the form, run Test connection
     first (it must say the connection works), then Save; returns the new config's id."""
@@ -93,7 +93,7 @@ def create_api_key_config(
     return detail_id(page)
 
 
-def rotate_secret(ui: Any, page: Any, field_label: str, new_value: str) -> None:
+def rotate_secret(ui: Any, page: Page, field_label: str, new_value: str) -> None:
     """From a detail page: "Rotate secret" → the new value → "Rotate secret"; back on detail."""
     page.get_by_role("link", name="Rotate secret").click()
     page.wait_for_url(re.compile(r"/ui/credentials/\d+/rotate$"))
@@ -103,12 +103,12 @@ def rotate_secret(ui: Any, page: Any, field_label: str, new_value: str) -> None:
     page.wait_for_url(DETAIL_URL)
 
 
-def section(page: Any, heading: str) -> Any:
+def section(page: Page, heading: str) -> Locator:
     """The <section> of a detail page whose <h2> is ``heading``."""
     return page.locator(f"xpath=//h2[normalize-space(.)='{heading}']/ancestor::section[1]")
 
 
-def assert_no_canary(page: Any, canaries: list[str], where: str) -> None:
+def assert_no_canary(page: Page, canaries: list[str], where: str) -> None:
     """Neither the HTML nor the page's storage nor its script-visible cookies hold a canary."""
     html = page.content()
     state = page.evaluate(STORAGE_JS)
@@ -118,14 +118,14 @@ def assert_no_canary(page: Any, canaries: list[str], where: str) -> None:
             assert value not in text, f"canary in {kind} of {where}"
 
 
-def forge(page: Any, url: str, fields: dict[str, str], *, with_token: bool) -> dict[str, Any]:
+def forge(page: Page, url: str, fields: dict[str, str], *, with_token: bool) -> dict[str, Any]:
     """POST ``fields`` to ``url`` by fetch() from ``page``, with or without its CSRF token;
     redirects are followed (``redirected``/``url`` say where the answer came from)."""
     answer: dict[str, Any] = page.evaluate(FORGE_JS, [url, fields, with_token])
     return answer
 
 
-def edit_controls(page: Any) -> list[str]:
+def edit_controls(page: Page) -> list[str]:
     """The edit controls (buttons or links, by accessible name) present on ``page``."""
     names = (
         "New auth config",

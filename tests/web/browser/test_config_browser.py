@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 from tests.web.browser.conftest import Ui
 from tests.web.browser.flows import (
     assert_no_canary,
@@ -34,7 +33,7 @@ def api() -> Iterator[KeyServer]:
         yield server
 
 
-def test_create_test_save_then_rotate_an_api_key_config(ui: Ui, page: Any, api: KeyServer) -> None:
+def test_create_test_save_then_rotate_an_api_key_config(ui: Ui, page: Page, api: KeyServer) -> None:
     first, second = canary("create"), canary("rotate")
     api.accepted = {first}
     name = unique("Shop API")
@@ -70,7 +69,7 @@ def test_create_test_save_then_rotate_an_api_key_config(ui: Ui, page: Any, api: 
     assert_no_canary(page, [first, second], "detail after rotation")
 
 
-def test_delete_is_disabled_while_a_flow_binds_the_config(ui: Ui, page: Any) -> None:
+def test_delete_is_disabled_while_a_flow_binds_the_config(ui: Ui, page: Page) -> None:
     bound = ui.served.api.seed("acme", name=unique("Bound config"))
     free = ui.served.api.seed("acme", name=unique("Free config"))
     flow = f"billing-sync-{bound.id}"
@@ -106,7 +105,7 @@ def test_delete_is_disabled_while_a_flow_binds_the_config(ui: Ui, page: Any) -> 
 
 
 def test_no_canary_on_any_page_in_storage_or_in_a_readable_cookie(
-    ui: Ui, page: Any, api: KeyServer
+    ui: Ui, page: Page, api: KeyServer
 ) -> None:
     first, second = canary("saved"), canary("rotated")
     api.accepted = {first}

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 from tests.web.browser.conftest import Ui
 from tests.web.browser.flows import canary, edit_controls, forge, unique
 from tests.web.browser.servers import OriginServer, origin_server
@@ -112,7 +112,7 @@ def _attack_page(action: str, fields: dict[str, str]) -> str:
 
 
 def test_posts_without_the_token_or_from_another_origin_change_nothing(
-    ui: Ui, page: Any, elsewhere: OriginServer
+    ui: Ui, page: Page, elsewhere: OriginServer
 ) -> None:
     record = ui.served.api.seed("acme", name=unique("CSRF target"))
     ui.sign_in(page, "admin")

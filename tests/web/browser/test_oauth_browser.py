@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Any
 
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 from tests.oauth_support.server import AuthzServer
 from tests.web.browser.conftest import Ui
 from tests.web.browser.flows import (
@@ -30,7 +29,7 @@ from flowcred.web.pages.credential_list import FAMILY_LABELS
 ROUND_TRIP_MS = 20_000
 
 
-def _back_on_detail(ui: Ui, page: Any, cid: int | None = None) -> int:
+def _back_on_detail(ui: Ui, page: Page, cid: int | None = None) -> int:
     page.wait_for_url(DETAIL_URL, timeout=ROUND_TRIP_MS)
     ui.record_timing(page, "detail")
     if cid is not None:
@@ -46,7 +45,7 @@ def _back_on_detail(ui: Ui, page: Any, cid: int | None = None) -> int:
 
 
 def test_save_and_authorize_then_reauthorize_an_oauth2_config(
-    ui: Ui, page: Any, authz_server: AuthzServer
+    ui: Ui, page: Page, authz_server: AuthzServer
 ) -> None:
     callback = f"{ui.base}/api/oauth/callback"
     ui.served.api.broker.oauth_flow.redirect_uri = callback

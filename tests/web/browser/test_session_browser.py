@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from playwright.sync_api import Page
 from tests.web.browser.conftest import NARROW, Ui, assert_ui_headers
 
 from flowcred.web.auth import SESSION_COOKIE
@@ -41,7 +42,7 @@ def _replay(ui: Ui, value: str) -> tuple[Any, list[str]]:
 
 
 def test_sign_in_shows_the_list_and_sign_out_ends_the_session_on_the_server(
-    ui: Ui, page: Any
+    ui: Ui, page: Page
 ) -> None:
     name = "Session probe config"
     ui.served.api.seed("acme", name=name)
@@ -104,7 +105,7 @@ ADMIN_PAGES = (
 )
 
 
-def test_ui_pages_carry_no_store_and_a_script_src_self_policy(ui: Ui, page: Any) -> None:
+def test_ui_pages_carry_no_store_and_a_script_src_self_policy(ui: Ui, page: Page) -> None:
     login = ui.visit(page, "/ui/login")
     assert login.status == 200
     assert_ui_headers(login)
@@ -126,7 +127,7 @@ def test_ui_pages_carry_no_store_and_a_script_src_self_policy(ui: Ui, page: Any)
     assert not refused, refused
 
 
-def test_admin_verifies_the_audit_chain(ui: Ui, page: Any) -> None:
+def test_admin_verifies_the_audit_chain(ui: Ui, page: Page) -> None:
     ui.sign_in(page, "admin")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit").click()
     page.wait_for_url(re.compile(r"/ui/audit"))
