@@ -323,7 +323,10 @@ def test_cache_ttl_bounds_staleness_across_processes(tmp_path: Path, database_ur
         provider = reader.provider()
         assert provider.get_password(cred.id) == "sk_live_first"
         writer.credentials.rotate(cred.id, secret_value="sk_live_second")
-        assert provider.get_password(cred.id) == "sk_live_first"  # cached
+        # Within the TTL the reader may still answer from its cache, or may already have been
+        # told by the change feed (on PostgreSQL LISTEN/NOTIFY makes that near-immediate): the
+        # TTL is a bound on staleness, not a promise of it.
+        assert provider.get_password(cred.id) in ("sk_live_first", "sk_live_second")
         clock.advance(31)
         assert provider.get_password(cred.id) == "sk_live_second"
     finally:
