@@ -109,9 +109,3 @@ class ApiKeyAdmin:
         key = self._store.revoke(key_id)
         self._audit("revoked", key)
         return key
-
-    def get(self, key_id: str) -> ApiKey | None:
-        key = self._store.get(key_id)
-        if key is None or (self.tenant is not None and key.tenant != self.tenant):
-            return None
-        return key

@@ -148,7 +148,6 @@ async def authenticate(
     if cached is not None:
         return cached
     broker = get_broker(request)
-    limiter: FailedKeyLimiter = request.app.state.key_limiter
     source = client_address(request)
     raw = request.headers.get("x-api-key")
     try:
@@ -156,25 +155,45 @@ async def authenticate(
             raise AccessDenied("missing API key")
         key = broker.api_keys.authenticate(raw)
     except AccessDenied as exc:
-        wait = limiter.retry_after(source)
+        wait = await refuse_key(request, exc)
         if wait:
             raise HTTPException(
                 status_code=429,
                 detail="too many failed authentication attempts",
                 headers={"Retry-After": str(wait)},
             ) from None
-        limiter.failed(source)
-        await run_in_threadpool(
-            broker.audit_denial,
-            Access(Actor("anonymous", "anonymous", ""), source),
-            API_KEY,
-            "authentication_failed",
-            details={"reason": str(exc), "path": request.url.path, "method": request.method},
-        )
         raise UNAUTHORIZED from None
     caller = caller_for(broker, key, source)
     request.state.flowcred_caller = caller
     return caller
+
+
+async def refuse_key(request: Request, exc: AccessDenied, **details: object) -> int:
+    """A failed authentication from this client (REST key header or the UI's sign-in form).
+
+    Returns the seconds to wait when the client is over the failed-key limit (then nothing is
+    counted or audited, so the window empties on its own); otherwise counts the failure, writes
+    one ``authentication_failed`` event and returns 0.
+    """
+    limiter: FailedKeyLimiter = request.app.state.key_limiter
+    source = client_address(request)
+    wait = limiter.retry_after(source)
+    if wait:
+        return wait
+    limiter.failed(source)
+    await run_in_threadpool(
+        get_broker(request).audit_denial,
+        Access(Actor("anonymous", "anonymous", ""), source),
+        API_KEY,
+        "authentication_failed",
+        details={
+            "reason": str(exc),
+            "path": request.url.path,
+            "method": request.method,
+            **details,
+        },
+    )
+    return 0
 
 
 def caller_for(broker: Broker, key: ApiKey, source: str) -> Caller:

@@ -26,7 +26,8 @@ router = APIRouter(
 )
 
 
-def _answer(result: connector_base.TestResult) -> TestResult:
+def test_answer(result: connector_base.TestResult) -> TestResult:
+    """The answer shape of every Test Connection (REST and the web UI's script)."""
     return TestResult(
         ok=result.ok,
         status=http_status(result.ok, result.message),
@@ -44,7 +45,7 @@ def test_credential(target: CredentialRef, request: Request, caller: Editor) -> 
     A failed test answers 200 with ``ok: false``; a type without a live test, or without the
     config it needs (``test_url``), answers 422."""
     tenant = tenant_for(caller, request, target)
-    return _answer(
+    return test_answer(
         run_stored_test(caller.view, target.ref, tenant=tenant, environment=target.environment)
     )
 
@@ -63,7 +64,7 @@ def test_unsaved_credential(body: CredentialCreate, request: Request, caller: Ed
     tenant = body.tenantId or (caller.key.tenant if not caller.platform else "default")
     if not caller.owns(tenant):
         deny_tenant(caller, request, tenant)
-    return _answer(
+    return test_answer(
         run_unsaved_test(
             caller.view,
             type_name=type_name,

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from flowcred.api.deps import get_broker
 from flowcred.api_key_admin import ApiKeyAdmin
-from flowcred.errors import FieldProblem, FlowcredError, InvalidCredential
+from flowcred.errors import FieldProblem, InvalidCredential
 from flowcred.store.api_keys import DEFAULT_EXPIRY, ROLES, ApiKey, Expiry, Role
 from flowcred.web.auth import ADMIN_ROLES, UiUser, User, UserForm, require, sessions_of
 from flowcred.web.routing import UiRoute
@@ -158,8 +158,6 @@ async def revoke_key(request: Request, key_id: str, user_form: UserForm) -> Resp
         except InvalidCredential as exc:
             user.session.add_flash("error", "; ".join(p.message for p in exc.problems))
             return RedirectResponse("/ui/api-keys", status_code=303)
-        except FlowcredError:
-            raise
         ended = sessions_of(request).end_for_key(key.id)
         note = f" and ended its {ended} UI session{'s' if ended != 1 else ''}" if ended else ""
         user.session.add_flash("ok", f"Revoked API key {key.id}{note}.")

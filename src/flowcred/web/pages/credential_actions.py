@@ -24,13 +24,20 @@ from starlette.datastructures import FormData
 from flowcred.catalog.schema import CredentialType
 from flowcred.errors import AccessDenied, InvalidCredential, VersionConflict
 from flowcred.web import forms
-from flowcred.web.auth import EDIT_ROLES, User, UserForm, require
+from flowcred.web.auth import EDIT_ROLES, UiUser, User, UserForm, require
 from flowcred.web.pages.credential_detail import Shown, credential_id_of, detail_url, find
 from flowcred.web.pages.oauth_start import start_authorization
 from flowcred.web.routing import UiRoute
 from flowcred.web.templating import render
 
 router = APIRouter(route_class=UiRoute, include_in_schema=False)
+
+
+async def _editable(request: Request, user: UiUser, credential_id: str) -> Shown:
+    """The config ``credential_id`` names, for an editor (others: 403, audited; unknown or
+    another tenant's: 404)."""
+    await require(request, user, EDIT_ROLES)
+    return await run_in_threadpool(find, request, user, credential_id_of(credential_id))
 
 
 def _int(form: FormData, name: str) -> int | None:
@@ -111,18 +118,15 @@ def config_changes(spec: CredentialType, stored: dict[str, Any], form: FormData)
 
 @router.get("/ui/credentials/{credential_id}/edit")
 async def edit_form(request: Request, user: User, credential_id: str) -> Response:
-    await require(request, user, EDIT_ROLES)
-    cid = credential_id_of(credential_id)
-    shown = await run_in_threadpool(find, request, user, cid)
+    shown = await _editable(request, user, credential_id)
     return _edit_page(request, shown)
 
 
 @router.post("/ui/credentials/{credential_id}/edit")
 async def edit(request: Request, user_form: UserForm, credential_id: str) -> Response:
     user, form = user_form
-    await require(request, user, EDIT_ROLES)
-    cid = credential_id_of(credential_id)
-    shown = await run_in_threadpool(find, request, user, cid)
+    shown = await _editable(request, user, credential_id)
+    cid = shown.record.id
     record, spec = shown.record, shown.spec
     raw_name = form.get("name")
     name = raw_name.strip() if isinstance(raw_name, str) else record.name
@@ -187,18 +191,15 @@ def _rotate_page(
 
 @router.get("/ui/credentials/{credential_id}/rotate")
 async def rotate_form(request: Request, user: User, credential_id: str) -> Response:
-    await require(request, user, EDIT_ROLES)
-    cid = credential_id_of(credential_id)
-    shown = await run_in_threadpool(find, request, user, cid)
+    shown = await _editable(request, user, credential_id)
     return _rotate_page(request, shown)
 
 
 @router.post("/ui/credentials/{credential_id}/rotate")
 async def rotate(request: Request, user_form: UserForm, credential_id: str) -> Response:
     user, form = user_form
-    await require(request, user, EDIT_ROLES)
-    cid = credential_id_of(credential_id)
-    shown = await run_in_threadpool(find, request, user, cid)
+    shown = await _editable(request, user, credential_id)
+    cid = shown.record.id
     secret = forms.submitted(shown.spec, form, secret=True)[1] if shown.spec is not None else {}
 
     def work() -> Any:

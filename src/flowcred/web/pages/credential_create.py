@@ -29,10 +29,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from flowcred.api.deps import Caller, get_broker
+from flowcred.api.routes.connection_tests import test_answer
 from flowcred.api.routes.oauth import authorization_flow
 from flowcred.catalog import Catalog, CredentialType
 from flowcred.connectors.credential_test import run_unsaved_test
-from flowcred.connectors.http import http_status
 from flowcred.connectors.runner import family_for
 from flowcred.errors import FlowcredError, HandleConflict, InvalidCredential, UnknownCredentialType
 from flowcred.web import forms
@@ -347,12 +347,4 @@ async def test_unsaved(request: Request, user_form: UserForm) -> Response:
         return JSONResponse(
             {"detail": str(exc), "errors": forms.field_errors(exc, ctype)}, status_code=422
         )
-    return JSONResponse(
-        {
-            "ok": result.ok,
-            "status": http_status(result.ok, result.message),
-            "message": result.message,
-            "latencyMs": round(result.latency_ms, 1),
-            "checkedAt": result.checked_at.isoformat(),
-        }
-    )
+    return JSONResponse(test_answer(result).model_dump(mode="json"))

@@ -19,12 +19,12 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from flowcred.api.deps import get_broker
+from flowcred.api.routes.connection_tests import test_answer
 from flowcred.api.routes.oauth import authorization_flow
 from flowcred.audit import AuditFilter
 from flowcred.audit.events import CREDENTIAL, TOKEN, AuditEvent
 from flowcred.catalog.schema import CredentialType
 from flowcred.connectors.credential_test import run_stored_test
-from flowcred.connectors.http import http_status
 from flowcred.connectors.runner import family_for
 from flowcred.errors import CredentialNotFound, FlowcredError, InvalidCredential
 from flowcred.records import Credential
@@ -227,15 +227,7 @@ async def test_credential(request: Request, user_form: UserForm, credential_id: 
         user.session.add_flash("error", "The test could not run: " + _problems_text(exc))
         return RedirectResponse(detail_url(cid), status_code=303)
     if wants_json(request):
-        return JSONResponse(
-            {
-                "ok": result.ok,
-                "status": http_status(result.ok, result.message),
-                "message": result.message,
-                "latencyMs": round(result.latency_ms, 1),
-                "checkedAt": result.checked_at.isoformat(),
-            }
-        )
+        return JSONResponse(test_answer(result).model_dump(mode="json"))
     if result.ok:
         user.session.add_flash("ok", f"Connection works: {result.message}")
     else:

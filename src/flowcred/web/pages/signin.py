@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from flowcred.api.deps import FailedKeyLimiter, client_address, get_broker
+from flowcred.api.deps import client_address, get_broker, refuse_key
 from flowcred.audit import Access, Actor
 from flowcred.audit.events import API_KEY
 from flowcred.errors import AccessDenied
@@ -112,7 +112,6 @@ async def login(request: Request) -> Response:
             next_url=next_url,
         )
     broker = get_broker(request)
-    limiter: FailedKeyLimiter = request.app.state.key_limiter
     source = client_address(request)
     raw = str(form.get("api_key") or "").strip()
     try:
@@ -120,7 +119,7 @@ async def login(request: Request) -> Response:
             raise AccessDenied("missing API key")
         key = await run_in_threadpool(broker.api_keys.authenticate, raw)
     except AccessDenied as exc:
-        wait = limiter.retry_after(source)
+        wait = await refuse_key(request, exc, via="ui")
         if wait:
             return _login_page(
                 request,
@@ -128,19 +127,6 @@ async def login(request: Request) -> Response:
                 status=429,
                 next_url=next_url,
             )
-        limiter.failed(source)
-        await run_in_threadpool(
-            broker.audit_denial,
-            Access(Actor("anonymous", "anonymous", ""), source),
-            API_KEY,
-            "authentication_failed",
-            details={
-                "reason": str(exc),
-                "path": request.url.path,
-                "method": request.method,
-                "via": "ui",
-            },
-        )
         return _login_page(
             request, error="That API key was not accepted.", status=401, next_url=next_url
         )
